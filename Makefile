@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:  `make demo` (the main job) and `make test`.
+# Both create .venv and install what they need. On a machine without an NVIDIA GPU the
+# CPU build of torch 2.13.0 is installed first so pip does not fetch a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= out/demo
+DEMO_DEPS := noisemix/corpus/install-demo-deps.sh
+
+.PHONY: venv demo-deps test demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip install -q -e '.[test,demo]'
+	touch $@
+
+demo-deps: venv
+	@if [ -f $(DEMO_DEPS) ]; then bash $(DEMO_DEPS) $(PY); fi
+
+test: demo-deps
+	$(PY) -m pytest -q
+
+demo: demo-deps
+	bash scripts/demo.sh $(VENV) $(OUT)
+
+bench: venv
+	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_build.py
+
+clean:
+	rm -rf $(VENV) out

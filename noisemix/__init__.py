@@ -1,0 +1,23 @@
+"""noisemix: reproducible noisy-music manifests, rendering and verification.
+
+Public API::
+
+    from noisemix import load_manifest, Mixer
+    manifest = load_manifest("manifests/demo", roots={"demo": "/data/demo"})
+    audio = Mixer(manifest).mix(manifest.mixtures.iloc[0])
+
+Column names live in :mod:`noisemix.schema`. This package never imports torch.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .audio import load_mono
+from .manifest import Manifest, load_manifest
+from .mix import Mixer, mix_row
+
+try:
+    __version__ = _version("noisemix-dat")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.1.0"
+
+__all__ = ["Manifest", "load_manifest", "Mixer", "mix_row", "load_mono", "__version__"]

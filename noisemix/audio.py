@@ -1,0 +1,152 @@
+"""Decoding, downmix and resampling: one path from a file on disk to model-rate audio.
+
+Every consumer (build, render, the trainer) goes through :func:`load_mono` so the
+samples mixed at build time, rendered and fed to a model are identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError
+from .schema import check_relative_path
+
+__all__ = ["AudioInfo", "probe", "decode", "load_mono", "resampler_name", "sha256_file", "resolve"]
+
+RESAMPLE_QUALITY = "VHQ"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    num_frames: int
+    sample_rate: int
+    channels: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.sample_rate
+
+
+def resampler_name() -> str:
+    import soxr
+
+    return f"soxr {soxr.__version__} {RESAMPLE_QUALITY}"
+
+
+def probe(path: Path) -> AudioInfo:
+    """Header information; raises :class:`AudioError` for unreadable or empty files."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(path, f"unreadable audio ({_short(exc)})") from None
+    if info.frames <= 0:
+        raise AudioError(path, "contains no audio frames")
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(path, f"odd format: {info.samplerate} Hz, {info.channels} channel(s)")
+    return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
+
+
+def decode(path: Path) -> tuple[np.ndarray, int]:
+    """All frames as float32 ``(frames, channels)`` and the sample rate, checked."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(path, f"unreadable audio ({_short(exc)})") from None
+    if data.size == 0:
+        raise AudioError(path, "contains no audio frames")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "contains NaN or infinite samples")
+    return data, int(rate)
+
+
+def load_mono(path: Path, sample_rate: int) -> np.ndarray:
+    """Decode, average the channels and resample to ``sample_rate`` (float32, 1-d)."""
+    data, rate = decode(path)
+    mono = data.mean(axis=1, dtype=np.float64).astype(np.float32) if data.shape[1] > 1 else data[:, 0]
+    if rate != sample_rate:
+        import soxr
+
+        mono = soxr.resample(mono, rate, sample_rate, quality=RESAMPLE_QUALITY).astype(np.float32)
+    return np.ascontiguousarray(mono)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(roots: dict[str, Path], root: str, relative: str, where: str = "manifest") -> Path:
+    """The file a (root name, relative path) pair names; never outside that root."""
+    check_relative_path(relative, where)
+    if root not in roots:
+        known = ", ".join(sorted(roots)) or "none"
+        raise AudioError(relative, f"root {root!r} is not given (known roots: {known}); pass --root {root}=PATH")
+    base = Path(roots[root])
+    path = Path(os.path.normpath(base / relative))
+    if base != path and base not in path.parents:
+        raise AudioError(relative, f"climbs out of root {root!r}")
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class DecodedCache:
+    """Mono audio at one sample rate, decoded once per file.
+
+    Keeps recently used arrays in memory (up to ``memory_mb``) and, with ``directory``,
+    also on disk as ``.npy`` keyed by the file's sha256, so later processes (render
+    workers, data loaders) memory-map them instead of decoding again.
+    """
+
+    def __init__(self, sample_rate: int, directory: Path | None = None, memory_mb: float = 512):
+        self.sample_rate = int(sample_rate)
+        self.directory = Path(directory) if directory else None
+        self.budget = int(memory_mb * 2**20)
+        self._arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, path: Path, sha256: str | None = None) -> np.ndarray:
+        key = sha256 or str(path)
+        if key in self._arrays:
+            self._arrays.move_to_end(key)
+            return self._arrays[key]
+        array = self._from_disk(path, sha256)
+        self._remember(key, array)
+        return array
+
+    def _from_disk(self, path: Path, sha256: str | None) -> np.ndarray:
+        if self.directory is None or sha256 is None:
+            return load_mono(path, self.sample_rate)
+        cached = self.directory / sha256[:2] / f"{sha256}-{self.sample_rate}.npy"
+        if cached.is_file():
+            try:
+                return np.load(cached, mmap_mode="r")
+            except (ValueError, OSError):
+                cached.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+        array = load_mono(path, self.sample_rate)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+        os.replace(tmp, cached)
+        return array
+
+    def _remember(self, key: str, array: np.ndarray) -> None:
+        size = array.nbytes if not isinstance(array, np.memmap) else 0
+        self._arrays[key] = array
+        self._bytes += size
+        while self._bytes > self.budget and len(self._arrays) > 1:
+            _, old = self._arrays.popitem(last=False)
+            self._bytes -= old.nbytes if not isinstance(old, np.memmap) else 0

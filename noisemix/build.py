@@ -1,0 +1,357 @@
+"""From scanned sources and a build spec to mixture rows (no audio is written here).
+
+Every random choice of a mixture is drawn by :mod:`noisemix.rng` from the seed and the
+mixture's stable key, so rows do not depend on file order, worker count or platform.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import dsp, rng, transforms
+from . import schema as S
+from .audio import DecodedCache, resampler_name, resolve
+from .cache import cache_dir
+from .energy import SourceIndex, block_size_for, source_index
+from .errors import AudioError, NoisemixError
+from .manifest import frame_to_table, write_manifest
+from .mix import noise_segment
+from .sources import CorpusInput, scan
+from .spec import BuildSpec
+
+__all__ = ["build_manifest", "assign_splits", "plan_mixtures", "BuildReport"]
+
+# Streams of draws per mixture key: one name, one number, so adding a draw never shifts others.
+STREAM = {"category": 1, "snr": 2, "noise": 3, "offset": 4}
+REDRAW_STREAM_STEP = 16
+
+
+@dataclass
+class BuildReport:
+    skipped_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {"skipped_files": self.skipped_files, "notes": self.notes, "counts": dict(sorted(self.counts.items()))}
+
+
+def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_error: str = "fail",
+                   workers: int = 1, progress: bool = True, tags: list[str] | None = None) -> dict:
+    """Scan ``inputs``, plan the mixtures of ``spec`` and write the manifest to ``out``."""
+    report = BuildReport()
+    scanned = scan(inputs, on_error=on_error, workers=workers, progress=progress)
+    report.skipped_files += scanned.problems
+    report.notes += scanned.notes
+    sources = assign_splits(scanned.sources, spec.split_fractions)
+    roots = {item.root_name: Path(item.root_path).resolve() for item in inputs}
+    audio = DecodedCache(spec.sample_rate, cache_dir() / "decoded", memory_mb=256)
+    sources, index = _index_sources(sources, roots, spec, audio, on_error, progress, report)
+    mixtures = plan_mixtures(sources, index, spec, roots, audio, report)
+    vocabulary = tags if tags is not None else sorted({t for ts in sources[S.TAGS] for t in ts})
+    info = {
+        "tool_version": _tool_version(), "spec": spec.to_dict(), "seed": spec.seed,
+        "resampler": resampler_name(), "roots": {k: str(v) for k, v in sorted(roots.items())},
+        "fingerprints": {}, "report": report.to_dict(), "tags": vocabulary,
+    }
+    used = set(mixtures[S.CLEAN_SOURCE_ID]) | set(mixtures[S.NOISE_SOURCE_ID])
+    used_sources = frame_to_table(sources[sources[S.SOURCE_ID].isin(used)], S.SOURCES_SCHEMA)
+    return write_manifest(out, used_sources, frame_to_table(mixtures, S.MIXTURES_SCHEMA), info)
+
+
+def _tool_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def assign_splits(sources: pd.DataFrame, fractions) -> pd.DataFrame:
+    """Fill empty splits group by group; refuse groups that straddle splits.
+
+    Within each role and noise category, groups are ordered by a hash of their name and
+    dealt out in proportion to ``fractions``, every split with a non-zero fraction getting
+    at least one group where there are enough. The order depends on group names only,
+    never on the seed or on file order.
+    """
+    sources = sources.copy()
+    empty = sources[S.SPLIT] == ""
+    for _, part in sources[empty].groupby([S.ROLE, S.CATEGORY], sort=True):
+        groups = sorted(set(part[S.GROUP]), key=lambda g: (rng.stable_key("split", g), g))
+        split_of = dict(zip(groups, np.repeat(S.SPLITS, _split_counts(len(groups), fractions))))
+        sources.loc[part.index, S.SPLIT] = part[S.GROUP].map(split_of)
+    per_group = sources.groupby([S.ROLE, S.GROUP])[S.SPLIT].nunique()
+    leaking = per_group[per_group > 1]
+    if len(leaking):
+        role, group = leaking.index[0]
+        raise NoisemixError(f"{role} group {group!r} is assigned to several splits; a group must stay in one split")
+    return sources
+
+
+def _split_counts(count: int, fractions) -> list[int]:
+    counts = [int(np.floor(f * count)) for f in fractions]
+    wanted = [i for i, f in enumerate(fractions) if f > 0]
+    for i in wanted:
+        if counts[i] == 0 and count >= len(wanted):
+            counts[i] = 1
+    while sum(counts) > count:
+        counts[int(np.argmax(counts))] -= 1
+    counts[int(np.argmax(fractions))] += count - sum(counts)
+    return counts
+
+
+def _index_sources(sources, roots, spec, audio, on_error, progress, report):
+    from tqdm import tqdm
+
+    block = block_size_for(spec.segment_frames)
+    kept, parts = [], []
+    for position, row in enumerate(tqdm(sources.itertuples(index=False), total=len(sources), desc="index",
+                                        unit="file", disable=not progress, leave=False)):
+        row = row._asdict()
+        try:
+            path = resolve(roots, row[S.ROOT], row[S.PATH])
+            parts.append(source_index(path, row[S.SHA256], spec.sample_rate, block, audio, cache_dir() / "index"))
+            kept.append(position)
+        except AudioError as exc:
+            if on_error == "fail":
+                raise
+            report.skipped_files.append(str(exc))
+    sources = sources.iloc[kept].reset_index(drop=True)
+    return sources, SourceIndex.concatenate(block, parts)
+
+
+def _segments(sources: pd.DataFrame, index: SourceIndex, spec: BuildSpec, report: BuildReport) -> pd.DataFrame:
+    """Clean segments: fixed, non-overlapping windows of each clean clip (NaN power if unaligned)."""
+    clean = np.flatnonzero((sources[S.ROLE] == "clean").to_numpy())
+    frames = index.frames[clean]
+    if spec.segment_frames is None:
+        counts, lengths = np.ones_like(frames), frames
+    else:
+        counts, lengths = frames // spec.segment_frames, np.full_like(frames, spec.segment_frames)
+        if spec.max_segments_per_clip:
+            counts = np.minimum(counts, spec.max_segments_per_clip)
+        report.counts["clean clips shorter than one segment"] += int(np.sum(counts == 0))
+    position = np.repeat(clean, counts)
+    number = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, np.int64)
+    length = np.repeat(lengths, counts)
+    segments = pd.DataFrame({"position": position, "segment": number, "offset": number * length, "length": length})
+    segments["power"] = index.power(position, segments["offset"].to_numpy(), length)
+    return segments
+
+
+def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
+    """The mixture rows of ``spec`` as a DataFrame in MIXTURES_SCHEMA column order."""
+    segments = _segments(sources, index, spec, report)
+    segments = segments.assign(clean_id=sources[S.SOURCE_ID].to_numpy()[segments["position"]],
+                               split=sources[S.SPLIT].to_numpy()[segments["position"]])
+    segments["power"] = _fill_unaligned(segments, sources, roots, audio, spec)
+    silent = dsp.power_db(segments["power"].to_numpy()) < spec.silence_dbfs
+    report.counts["silent clean segments skipped"] += int(silent.sum())
+    segments = segments[~silent].reset_index(drop=True)
+    rows = _draw_rows(segments, sources, spec)
+    seg = rows["seg"].to_numpy()
+    rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length")})
+    rows = _choose_noise(rows, sources, index, spec, roots, audio, report)
+    rows = _gains(rows, segments, index, spec, roots, audio, sources)
+    if spec.clean_references:
+        rows = pd.concat([rows, _clean_rows(segments)], ignore_index=True)
+    rows = rows.sort_values(["clean_id", "segment", "order"], kind="stable").reset_index(drop=True)
+    return _to_schema(rows, sources, spec)
+
+
+def _fill_unaligned(segments, sources, roots, audio, spec):
+    power = segments["power"].to_numpy().copy()
+    for i in np.flatnonzero(np.isnan(power)):
+        row = segments.iloc[i]
+        source = sources.iloc[int(row["position"])]
+        samples = audio.get(resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256])
+        power[i] = dsp.power(samples[int(row["offset"]):int(row["offset"] + row["length"])])
+    return power
+
+
+def _draw_rows(segments: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd.DataFrame:
+    """One row per planned mixture with its key, category and target SNR."""
+    present = sorted(set(sources.loc[sources[S.ROLE] == "noise", S.CATEGORY]))
+    categories = [c for c in present if spec.category_weights.get(c, 1.0) > 0] if spec.category_weights else present
+    if not categories:
+        raise NoisemixError("no noise sources: give at least one --noise CATEGORY=PATH")
+    base_keys = rng.stable_keys(f"{c}:{s}" for c, s in zip(segments["clean_id"], segments["segment"]))
+    seg_index = np.arange(len(segments))
+    if spec.design == "grid":
+        cells = [(c, level) for c in categories for level in spec.snr_for(c).levels_db]
+        rep = np.repeat(seg_index, len(cells))
+        cell = np.tile(np.arange(len(cells)), len(segments))
+        category = np.array([cells[i][0] for i in cell], dtype=object)
+        snr = np.array([cells[i][1] for i in cell], dtype=np.float64)
+        keys = _combine(base_keys[rep], cell)
+        return pd.DataFrame({"seg": rep, "order": cell, "key": keys, "category": category, "snr": snr})
+    rep = np.repeat(seg_index, spec.mixtures_per_segment)
+    number = np.tile(np.arange(spec.mixtures_per_segment), len(segments))
+    keys = _combine(base_keys[rep], number)
+    weights = [spec.category_weights.get(c, 1.0) for c in categories]
+    category = np.array(categories, dtype=object)[rng.choice_index(spec.seed, keys, STREAM["category"], weights)]
+    snr = np.empty(len(keys))
+    for name in categories:
+        mask = category == name
+        snr[mask] = _draw_snr(spec.snr_for(name), spec.seed, keys[mask])
+    return pd.DataFrame({"seg": rep, "order": number, "key": keys, "category": category, "snr": snr})
+
+
+def _combine(keys: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    return rng.mix_keys(keys, np.asarray(numbers, dtype=np.uint64))
+
+
+def _draw_snr(snr_spec, seed, keys) -> np.ndarray:
+    if snr_spec.is_grid:
+        levels = np.array(snr_spec.levels_db)
+        return levels[rng.integers(seed, keys, STREAM["snr"], len(levels))]
+    return snr_spec.low_db + (snr_spec.high_db - snr_spec.low_db) * rng.uniform(seed, keys, STREAM["snr"])
+
+
+def _choose_noise(rows, sources, index, spec, roots, audio, report) -> pd.DataFrame:
+    """Noise source and offset per row; silent noise segments are redrawn."""
+    rows = rows.assign(noise=-1, noise_offset=0, looped=False, noise_power=np.nan)
+    noise = sources[S.ROLE] == "noise"
+    pools = {key: np.flatnonzero((noise & (sources[S.SPLIT] == key[0]) & (sources[S.CATEGORY] == key[1])).to_numpy())
+             for key in {(s, c) for s, c in zip(rows["split"], rows["category"])}} if len(rows) else {}
+    for (split, category), pool in sorted(pools.items()):
+        if not len(pool):
+            raise NoisemixError(f"no {category} noise in split {split}: add {category} noise recordings "
+                                f"(noise groups are split {'/'.join(f'{f:g}' for f in spec.split_fractions)})")
+    pending = np.arange(len(rows))
+    for attempt in range(spec.max_redraws + 1):
+        if not len(pending):
+            break
+        _draw_noise(rows, pending, pools, index, spec, attempt, roots, audio, sources)
+        silent = dsp.power_db(rows["noise_power"].to_numpy()[pending]) < spec.silence_dbfs
+        report.counts["silent noise segments redrawn"] += int(silent.sum()) if attempt < spec.max_redraws else 0
+        pending = pending[silent]
+    if len(pending):
+        raise NoisemixError(f"{len(pending)} mixture(s) found only silent noise after {spec.max_redraws} redraws, "
+                            f"e.g. {rows['clean_id'].iloc[pending[0]]}; check the noise corpus")
+    return rows
+
+
+def _draw_noise(rows, pending, pools, index, spec, attempt, roots, audio, sources) -> None:
+    keys = rows["key"].to_numpy()[pending]
+    stream = attempt * REDRAW_STREAM_STEP
+    lengths = rows["length"].to_numpy()[pending]
+    chosen = np.empty(len(pending), dtype=np.int64)
+    groups = list(zip(rows["split"].to_numpy()[pending], rows["category"].to_numpy()[pending]))
+    for key in sorted(set(groups)):
+        mask = np.array([g == key for g in groups])
+        pool = pools[key]
+        chosen[mask] = pool[rng.integers(spec.seed, keys[mask], STREAM["noise"] + stream, len(pool))]
+    frames = index.frames[chosen]
+    looped = frames < lengths
+    block = index.block
+    span = np.where(looped, frames, frames - lengths) // block + 1
+    offsets = rng.integers(spec.seed, keys, STREAM["offset"] + stream, np.maximum(span, 1)) * block
+    offsets = np.where(looped, offsets % np.maximum(frames, 1), offsets)
+    power = index.power(chosen, offsets, lengths)
+    for i in np.flatnonzero(looped | np.isnan(power)):
+        segment = _noise_samples(sources, int(chosen[i]), int(offsets[i]), int(lengths[i]), bool(looped[i]), roots, audio, spec)
+        power[i] = dsp.power(segment)
+    rows.loc[rows.index[pending], "noise"] = chosen
+    rows.loc[rows.index[pending], "noise_offset"] = offsets
+    rows.loc[rows.index[pending], "looped"] = looped
+    rows.loc[rows.index[pending], "noise_power"] = power
+
+
+def _noise_samples(sources, position, offset, length, looped, roots, audio, spec) -> np.ndarray:
+    source = sources.iloc[position]
+    samples = audio.get(resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256])
+    crossfade = dsp.crossfade_length(samples.size, spec.sample_rate, spec.crossfade_s)
+    return noise_segment(samples, offset, length, looped, crossfade)
+
+
+def _gains(rows, segments, index, spec, roots, audio, sources) -> pd.DataFrame:
+    """Noise gain for the target SNR, then the clipping guard on both gains."""
+    seg = rows["seg"].to_numpy()
+    clean_pos = segments["position"].to_numpy()[seg]
+    clean_off = segments["offset"].to_numpy()[seg]
+    length = rows["length"].to_numpy()
+    noise_pos = rows["noise"].to_numpy()
+    clean_peak = index.peak_bound(clean_pos, clean_off, length)
+    looped = rows["looped"].to_numpy(dtype=bool)
+    # A looped noise may cover its whole source: bound it by the whole source's peak.
+    noise_peak = index.peak_bound(noise_pos, np.where(looped, 0, rows["noise_offset"].to_numpy()),
+                                  np.where(looped, index.frames[noise_pos], length))
+    noise_tf = np.array([transforms.NO_TRANSFORMS] * len(rows), dtype=object)
+    clean_power, noise_power = segments["power"].to_numpy()[seg], rows["noise_power"].to_numpy().copy()
+    if spec.noise_transforms or spec.snr_definition == "lufs":
+        for i in range(len(rows)):
+            r = rows.iloc[i]
+            noise = _noise_samples(sources, int(r["noise"]), int(r["noise_offset"]), int(length[i]), bool(r["looped"]), roots, audio, spec)
+            noise_tf[i] = transforms.draw(list(spec.noise_transforms), spec.seed, int(r["key"]), int(length[i]), spec.sample_rate)
+            noise = transforms.apply(noise_tf[i], noise, spec.sample_rate)
+            noise_power[i], noise_peak[i] = dsp.power(noise), float(np.max(np.abs(noise)))
+            if spec.snr_definition == "lufs":
+                clean = audio.get(*_clean_path(sources, clean_pos[i], roots))[clean_off[i]:clean_off[i] + length[i]]
+                clean_power[i], noise_power[i] = _loudness_as_power(clean, noise, spec.sample_rate, r["clean_id"])
+    noise_gain = dsp.noise_gain_for_snr(clean_power, noise_power, rows["snr"].to_numpy())
+    clean_gain = np.ones(len(rows))
+    if spec.clip_policy == "scale":
+        scale = np.array([dsp.peak_guard_scale(p) for p in clean_peak + noise_gain * noise_peak])
+        clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
+    mixture_tf = [transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
+                  for k, n in zip(rows["key"], length)]
+    return rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf)
+
+
+def _clean_path(sources, position, roots):
+    source = sources.iloc[int(position)]
+    return resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256]
+
+
+def _loudness_as_power(clean, noise, sample_rate, clean_id) -> tuple[float, float]:
+    """Loudness expressed as power (10**(L/10)), so one gain formula serves both definitions."""
+    lc, ln = dsp.loudness_lufs(clean, sample_rate), dsp.loudness_lufs(noise, sample_rate)
+    if not (np.isfinite(lc) and np.isfinite(ln)):
+        raise NoisemixError(f"clean source {clean_id}: loudness undefined (segment silent or shorter than 0.4 s); use --snr-definition rms")
+    return 10 ** (lc / 10), 10 ** (ln / 10)
+
+
+def _clean_rows(segments: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "seg": np.arange(len(segments)), "order": -1, "category": "", "snr": np.nan, "noise": -1,
+        "noise_offset": 0, "looped": False, "clean_gain": 1.0, "noise_gain": 0.0,
+        "noise_tf": transforms.NO_TRANSFORMS, "mixture_tf": transforms.NO_TRANSFORMS,
+        "clean_id": segments["clean_id"].to_numpy(), "segment": segments["segment"].to_numpy(),
+        "split": segments["split"].to_numpy(), "length": segments["length"].to_numpy(),
+    })
+
+
+def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd.DataFrame:
+    noise_pos = rows["noise"].to_numpy()
+    has_noise = noise_pos >= 0
+    safe = np.where(has_noise, noise_pos, 0)
+    ids = sources[S.SOURCE_ID].to_numpy()
+    tags_by_id = dict(zip(ids, sources[S.TAGS]))
+    clean_offsets = rows["segment"].to_numpy() * rows["length"].to_numpy() if spec.segment_frames else np.zeros(len(rows), np.int64)
+    suffix = [("clean" if o < 0 else f"{c}-{s:g}dB" if spec.design == "grid" else f"{o:02d}")
+              for o, c, s in zip(rows["order"], rows["category"], rows["snr"])]
+    return pd.DataFrame({
+        S.MIXTURE_ID: [f"{c}-{s:03d}-{x}" for c, s, x in zip(rows["clean_id"], rows["segment"], suffix)],
+        S.SPLIT: rows["split"].to_numpy(),
+        S.SAMPLE_RATE: np.full(len(rows), spec.sample_rate, dtype=np.int32),
+        S.CLEAN_SOURCE_ID: rows["clean_id"].to_numpy(),
+        S.CLEAN_OFFSET: clean_offsets.astype(np.int64),
+        S.NUM_OUTPUT_FRAMES: rows["length"].to_numpy().astype(np.int64),
+        S.DURATION_S: rows["length"].to_numpy() / spec.sample_rate,
+        S.TAGS: [list(tags_by_id[c]) for c in rows["clean_id"]],
+        S.NOISE_SOURCE_ID: np.where(has_noise, ids[safe], ""),
+        S.NOISE_CATEGORY: np.where(has_noise, rows["category"].to_numpy(), ""),
+        S.NOISE_SUBCATEGORY: np.where(has_noise, sources[S.SUBCATEGORY].to_numpy()[safe], ""),
+        S.NOISE_OFFSET: rows["noise_offset"].to_numpy().astype(np.int64),
+        S.NOISE_LOOPED: rows["looped"].to_numpy().astype(bool),
+        S.SNR_DB: rows["snr"].to_numpy().astype(np.float64),
+        S.CLEAN_GAIN: rows["clean_gain"].to_numpy().astype(np.float64),
+        S.NOISE_GAIN: rows["noise_gain"].to_numpy().astype(np.float64),
+        S.NOISE_TRANSFORMS: rows["noise_tf"].to_numpy(),
+        S.MIXTURE_TRANSFORMS: rows["mixture_tf"].to_numpy(),
+    })

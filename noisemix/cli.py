@@ -1,0 +1,217 @@
+"""The ``noisemix`` command line: thin commands over the library (heavy imports inside)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Reproducible noisy-music manifests: build, render, verify, inspect.")
+
+
+def _roots(pairs):
+    from .manifest import parse_roots
+
+    return parse_roots(pairs)
+
+
+ROOT_HELP = "NAME=PATH: where a root named in the manifest lives on this machine (repeatable)."
+
+
+@app.command()
+def scan(
+    clean: List[str] = typer.Option([], "--clean", help="[NAME=]PATH of clean music (repeatable)."),
+    noise: List[str] = typer.Option([], "--noise", help="CATEGORY=PATH, CATEGORY:NAME=PATH or PATH with category sub-folders."),
+    out: Path = typer.Option(..., "--out", help="Where to write the sources table (parquet)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes for hashing and decoding."),
+    on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad file; skip: list it and go on."),
+):
+    """Scan corpora into a sources table (cached: unchanged files are not read again)."""
+    from .inputs import corpus_inputs
+    from .manifest import frame_to_table
+    from .io import write_parquet
+    from .sources import scan as scan_inputs
+    from . import schema as S
+
+    result = scan_inputs(corpus_inputs(clean, noise), on_error=_on_error(on_error), workers=workers)
+    write_parquet(frame_to_table(result.sources.assign(**{S.SPLIT: result.sources[S.SPLIT]}), S.SOURCES_SCHEMA), out)
+    for line in result.notes + [f"skipped {p}" for p in result.problems]:
+        typer.echo(line)
+    typer.echo(f"{len(result.sources)} sources -> {out}")
+
+
+@app.command()
+def build(
+    out: Path = typer.Option(..., "--out", help="Manifest directory to write."),
+    clean: List[str] = typer.Option([], "--clean", help="[NAME=]PATH of clean music; tags from tags.csv or sub-folder names (repeatable)."),
+    noise: List[str] = typer.Option([], "--noise", help="CATEGORY=PATH (environmental, speech, music), CATEGORY:NAME=PATH, or PATH with category sub-folders (repeatable)."),
+    snr: List[str] = typer.Option(["-5:20"], "--snr", help="-5:20 uniform; -5:20:5 grid; 0,5,10 list; CATEGORY=SPEC overrides one category (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Every random choice derives from this seed and the mixture's key."),
+    design: str = typer.Option("random", "--design", help="random: draws per segment; grid: every segment x category x SNR level (balanced test sets)."),
+    segment: str = typer.Option("59049", "--segment", help="Segment length in samples at --sample-rate, or 'full' for whole clips."),
+    sample_rate: int = typer.Option(22050, "--sample-rate", help="Output sample rate (Hz)."),
+    mixtures_per_segment: int = typer.Option(1, "--mixtures-per-segment", min=1, help="Noisy mixtures per clean segment (random design)."),
+    max_segments_per_clip: Optional[int] = typer.Option(None, "--max-segments-per-clip", min=1, help="Use at most this many segments of each clip (default: all)."),
+    category_weight: List[str] = typer.Option([], "--category-weight", help="CATEGORY=WEIGHT for the random design (default: equal)."),
+    snr_definition: str = typer.Option("rms", "--snr-definition", help="rms: energy ratio of the mixed segments; lufs: BS.1770 loudness difference."),
+    clip_policy: str = typer.Option("scale", "--clip-policy", help="scale: lower both gains so the mixture never clips (SNR unchanged); none."),
+    clean_references: bool = typer.Option(True, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
+    split_fractions: str = typer.Option("0.8,0.1,0.1", "--split-fractions", help="train,valid,test shares for sources without a split."),
+    noise_transform: List[str] = typer.Option([], "--noise-transform", help="audiomentations transform on the noise, e.g. LowPassFilter:p=0.5 (repeatable)."),
+    mixture_transform: List[str] = typer.Option([], "--mixture-transform", help="audiomentations transform on the mixture (repeatable)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes for scanning; the result does not depend on it."),
+    on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad file; skip: leave it out and list it in the report."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Build a manifest of clean + noise mixtures at controlled SNRs.
+
+    Without --clean/--noise, the built-in default corpus is used (the demo corpus when
+    its packages are installed, else a small synthetic corpus, labelled as such).
+    """
+    from .build import build_manifest
+    from .inputs import build_spec, corpus_inputs, default_inputs
+
+    spec = build_spec(seed=seed, design=design, segment=segment, sample_rate=sample_rate, snr=snr,
+                      mixtures_per_segment=mixtures_per_segment, max_segments_per_clip=max_segments_per_clip,
+                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy,
+                      clean_references=clean_references, split_fractions=split_fractions,
+                      noise_transform=noise_transform, mixture_transform=mixture_transform)
+    if clean or noise:
+        inputs, tags = corpus_inputs(clean, noise), None
+    else:
+        inputs, tags, label = default_inputs(progress)
+        typer.echo(f"no corpora given: using the built-in default corpus ({label})")
+    info = build_manifest(inputs, spec, out, on_error=_on_error(on_error), workers=workers, progress=progress, tags=tags)
+    _print_report(info, out)
+
+
+def _print_report(info: dict, out: Path) -> None:
+    report = info["report"]
+    for line in report["notes"]:
+        typer.echo(f"note: {line}")
+    for line in report["skipped_files"]:
+        typer.echo(f"skipped: {line}")
+    for name, count in report["counts"].items():
+        if count:
+            typer.echo(f"{name}: {count}")
+    typer.echo(f"manifest written to {out} (mixtures fingerprint {info['fingerprints']['mixtures'][:16]})")
+
+
+def _on_error(value: str) -> str:
+    from .errors import SpecError
+
+    if value not in ("fail", "skip"):
+        raise SpecError(f"--on-error {value!r}: choose fail or skip")
+    return value
+
+
+@app.command()
+def render(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    out: Path = typer.Option(..., "--out", help="Directory for the audio files and renders table."),
+    root: List[str] = typer.Option([], "--root", help=ROOT_HELP),
+    stems: bool = typer.Option(False, "--stems", help="Also write the scaled clean and noise stems."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Parallel processes (output does not depend on it)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: render every N-th row starting at I (for cluster array jobs)."),
+    fmt: str = typer.Option("flac", "--format", help="flac or wav (16-bit PCM)."),
+    loudness: bool = typer.Option(True, "--loudness/--no-loudness", help="Measure BS.1770 loudness of each mixture."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only render this split (train, valid or test)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Render mixtures to audio; resumable (re-run to finish) and shardable."""
+    import numpy as np
+
+    from . import schema as S
+    from .render import parse_shard, render_manifest
+
+    table = render_manifest(manifest, out, roots=_roots(root), stems=stems, fmt=fmt, workers=workers,
+                            shard=parse_shard(shard), loudness=loudness, progress=progress, split=split)
+    mixtures = table[table[S.STEM] == "mixture"]
+    snrs = mixtures[S.MEASURED_SNR_DB].to_numpy()
+    typer.echo(f"{len(mixtures)} mixtures in {out} ({int(np.isfinite(snrs).sum())} noisy)")
+
+
+@app.command()
+def verify(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    root: List[str] = typer.Option([], "--root", help=ROOT_HELP),
+    renders: Optional[Path] = typer.Option(None, "--renders", help="Also check rendered files against their hashes."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Check that every source (and render) is present with the recorded hash and duration."""
+    from .verify import HARMLESS, verify_manifest
+
+    lines = verify_manifest(manifest, _roots(root), renders, progress)
+    problems = [line for line in lines if HARMLESS not in line]
+    for line in lines:
+        typer.echo(("note: " if HARMLESS in line else "problem: ") + line, err=HARMLESS not in line)
+    if problems:
+        typer.echo(f"verify: {len(problems)} problem(s) in {manifest}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"verify: {manifest} matches its sources" + (" and renders" if renders else ""))
+
+
+@app.command()
+def stats(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for the SNR histogram (default: MANIFEST/snr_hist.png)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the counts table as CSV."),
+):
+    """Counts per split x category x SNR bin and per tag, and an SNR histogram PNG."""
+    from .manifest import load_manifest
+    from .stats import count_table, plot_snr_histogram, tag_table
+
+    loaded = load_manifest(manifest)
+    counts = count_table(loaded)
+    typer.echo(counts.to_string(index=False))
+    typer.echo("")
+    typer.echo(tag_table(loaded).to_string())
+    if csv:
+        counts.to_csv(csv, index=False)
+    path = plot_snr_histogram(loaded, plot or Path(manifest) / "snr_hist.png")
+    typer.echo(f"\nSNR histogram: {path}")
+
+
+def _mount_corpus() -> None:
+    try:
+        from .corpus.cli import corpus_app
+    except ImportError:
+        return
+    app.add_typer(corpus_app, name="corpus", help="Assemble corpora (e.g. the demo corpus).")
+
+
+_mount_corpus()
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    from .errors import NoisemixError
+    from .schema import ManifestError
+
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except (NoisemixError, ManifestError) as exc:
+        typer.echo(f"noisemix: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("noisemix: interrupted; finished outputs are kept, re-run to resume", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

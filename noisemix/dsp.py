@@ -1,0 +1,122 @@
+"""Pure numpy signal maths: energy, SNR gains, looping, mixing, quantisation.
+
+SNR definitions (recorded in every manifest as ``spec.snr_definition``):
+
+``rms``
+    ``SNR = 10 log10( mean(c**2) / mean(n**2) )`` over the exact clean segment ``c`` and
+    noise segment ``n`` that are mixed, after downmix to mono and resampling. The noise
+    gain that gives a target SNR (clean gain 1) is
+    ``g = sqrt( mean(c**2) / (mean(n**2) * 10**(SNR/10)) )``.
+``lufs``
+    ``SNR = L(c) - L(n)`` with ``L`` the ITU-R BS.1770 integrated loudness (pyloudnorm).
+    Since loudness is homogeneous in gain, ``g = 10**((L(c) - L(n) - SNR) / 20)``.
+
+Neither is defined when a segment is (near) silent; such segments are never mixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "SILENCE_DBFS", "power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
+    "crossfade_length", "mix", "peak_guard_scale", "to_pcm16", "from_pcm16", "loudness_lufs",
+]
+
+# A segment quieter than this mean power (dBFS) has no meaningful SNR.
+SILENCE_DBFS = -70.0
+# Clipping guard: the summed mixture's peak is kept at or below this (1 - 2**-15 full scale).
+PEAK_LIMIT = 32767.0 / 32768.0
+DEFAULT_CROSSFADE_S = 0.01
+
+
+def power(x: np.ndarray) -> float:
+    """Mean power ``mean(x**2)`` in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.dot(x, x) / x.size) if x.size else 0.0
+
+
+def power_db(p) -> np.ndarray:
+    """Mean power in dBFS; -inf for zero power."""
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(np.asarray(p, dtype=np.float64))
+
+
+def noise_gain_for_snr(clean_power, noise_power, snr_db) -> np.ndarray:
+    """Linear noise gain that gives ``snr_db`` against unit-gain clean (``rms`` definition)."""
+    clean_power = np.asarray(clean_power, dtype=np.float64)
+    noise_power = np.asarray(noise_power, dtype=np.float64)
+    return np.sqrt(clean_power / (noise_power * 10.0 ** (np.asarray(snr_db, dtype=np.float64) / 10.0)))
+
+
+def snr_db(clean: np.ndarray, noise: np.ndarray) -> float:
+    """Measured ``rms`` SNR of two (scaled) stems in dB."""
+    return float(power_db(power(clean)) - power_db(power(noise)))
+
+
+def crossfade_length(noise_frames: int, sample_rate: int, crossfade_s: float = DEFAULT_CROSSFADE_S) -> int:
+    """Crossfade used when looping a noise of ``noise_frames`` samples (at most a quarter of it)."""
+    return int(min(round(crossfade_s * sample_rate), noise_frames // 4))
+
+
+def loop_to_length(noise: np.ndarray, length: int, offset: int, crossfade: int) -> np.ndarray:
+    """``length`` samples of ``noise`` repeated endlessly, starting ``offset`` samples in.
+
+    Each repetition overlaps the previous one by ``crossfade`` samples with an
+    equal-power (sine/cosine) crossfade, so the loop has no click and keeps its power.
+    The period of the loop is ``len(noise) - crossfade``.
+    """
+    noise = np.asarray(noise, dtype=np.float32)
+    n = noise.size
+    if n == 0:
+        raise ValueError("cannot loop an empty signal")
+    period = n - crossfade
+    if period <= 0:
+        raise ValueError(f"crossfade {crossfade} must be shorter than the signal ({n} samples)")
+    cycle = noise[:period].copy()
+    if crossfade:
+        t = (np.arange(crossfade, dtype=np.float64) + 0.5) / crossfade
+        fade_in = np.sin(0.5 * np.pi * t)
+        fade_out = np.cos(0.5 * np.pi * t)
+        # The start of every cycle is the old tail fading out over the new head fading in.
+        cycle[:crossfade] = (noise[period:] * fade_out + noise[:crossfade] * fade_in).astype(np.float32)
+    offset %= period
+    reps = -(-(offset + length) // period)
+    return np.tile(cycle, reps)[offset:offset + length]
+
+
+def mix(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float, noise_gain: float) -> np.ndarray:
+    """``clean_gain * clean + noise_gain * noise`` in float32 (noise may be None)."""
+    out = np.asarray(clean, dtype=np.float32) * np.float32(clean_gain)
+    if noise is not None and noise_gain != 0.0:
+        out += np.asarray(noise, dtype=np.float32) * np.float32(noise_gain)
+    return out
+
+
+def peak_guard_scale(peak: float, limit: float = PEAK_LIMIT) -> float:
+    """Scale that brings a mixture with absolute ``peak`` to at most ``limit`` (1 if it fits)."""
+    return 1.0 if peak <= limit else limit / peak
+
+
+def to_pcm16(x: np.ndarray) -> np.ndarray:
+    """Float [-1, 1) to int16 by rounding (values beyond full scale saturate)."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def from_pcm16(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32) / np.float32(32768.0)
+
+
+def loudness_lufs(x: np.ndarray, sample_rate: int) -> float:
+    """BS.1770 integrated loudness in LUFS (pyloudnorm); -inf for silence or < 0.4 s."""
+    import pyloudnorm
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < int(0.4 * sample_rate) + 1:
+        return float("-inf")
+    with np.errstate(divide="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))

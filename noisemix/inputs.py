@@ -1,0 +1,119 @@
+"""Command-line words to library objects: corpus inputs, the build spec, the default corpus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import schema as S
+from .cache import cache_dir
+from .errors import SpecError
+from .sources import CorpusInput
+from .spec import BuildSpec, parse_snr
+from .transforms import parse_transform
+
+__all__ = ["corpus_inputs", "build_spec", "default_inputs"]
+
+
+def corpus_inputs(clean: list[str], noise: list[str]) -> list[CorpusInput]:
+    """``--clean [NAME=]PATH`` and ``--noise CATEGORY[:NAME]=PATH | PATH`` to inputs.
+
+    Root names default to ``clean`` and to the noise category (``noise`` when the
+    categories come from sub-folders), numbered when repeated.
+    """
+    inputs: list[CorpusInput] = []
+    for text in clean:
+        name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+        inputs.append(CorpusInput(name or _unique("clean", inputs), _existing(path, "--clean"), "clean"))
+    for text in noise:
+        key, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+        category, _, name = key.partition(":")
+        if category and category not in S.CATEGORIES:
+            raise SpecError(f"--noise {text!r}: category {category!r} is not one of {', '.join(S.CATEGORIES)}")
+        inputs.append(CorpusInput(name or _unique(category or "noise", inputs), _existing(path, "--noise"), "noise", category))
+    names = [i.root_name for i in inputs]
+    clash = {n for n in names if names.count(n) > 1}
+    if clash:
+        raise SpecError(f"root name(s) {', '.join(sorted(clash))} used twice; name roots with NAME=PATH")
+    return inputs
+
+
+def _unique(base: str, inputs: list[CorpusInput]) -> str:
+    taken = {i.root_name for i in inputs}
+    if base not in taken:
+        return base
+    return next(f"{base}-{n}" for n in range(2, 10_000) if f"{base}-{n}" not in taken)
+
+
+def _existing(path: str, option: str) -> Path:
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise SpecError(f"{option} {path}: folder not found")
+    return folder
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError(f"{option} {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def build_spec(*, snr: list[str], segment: str, category_weight: list[str], split_fractions: str,
+               noise_transform: list[str], mixture_transform: list[str], **options) -> BuildSpec:
+    default = [s for s in snr if "=" not in s]
+    if len(default) > 1:
+        raise SpecError(f"--snr given {len(default)} times without a category; give one default and CATEGORY=SPEC overrides")
+    overrides = {k: parse_snr(v) for k, v in _pairs([s for s in snr if "=" in s], "--snr").items()}
+    try:
+        weights = {k: float(v) for k, v in _pairs(category_weight, "--category-weight").items()}
+        fractions = tuple(float(v) for v in split_fractions.split(","))
+        segment_frames = None if segment == "full" else int(segment)
+    except ValueError as exc:
+        raise SpecError(f"bad number: {exc}") from None
+    return BuildSpec(snr=parse_snr(default[0]) if default else parse_snr("-5:20"), snr_by_category=overrides,
+                     segment_frames=segment_frames, category_weights=weights, split_fractions=fractions,
+                     noise_transforms=tuple(parse_transform(t) for t in noise_transform),
+                     mixture_transforms=tuple(parse_transform(t) for t in mixture_transform), **options)
+
+
+def default_inputs(progress: bool = True) -> tuple[list[CorpusInput], list[str] | None, str]:
+    """The built-in corpus: the demo corpus when it can be assembled, else synthetic audio.
+
+    ``NOISEMIX_DEFAULT_CORPUS=synthetic`` forces the synthetic corpus (quick checks).
+    """
+    choice = os.environ.get("NOISEMIX_DEFAULT_CORPUS", "auto")
+    if choice not in ("auto", "demo", "synthetic"):
+        raise SpecError(f"NOISEMIX_DEFAULT_CORPUS={choice!r}: choose auto, demo or synthetic")
+    demo = _demo_corpus(progress, required=choice == "demo") if choice != "synthetic" else None
+    if demo is not None:
+        return _corpus_folder_inputs("demo", demo), None, f"demo corpus of real recordings at {demo}"
+    from .synthetic import SYNTHETIC_TAGS, write_synthetic_corpus
+
+    folder = cache_dir() / "synthetic-corpus"
+    if not (folder / "clean" / "tags.csv").is_file():
+        write_synthetic_corpus(folder)
+    return (_corpus_folder_inputs("synthetic", folder), list(SYNTHETIC_TAGS),
+            f"SYNTHETIC tones and noises at {folder}; install the demo corpus packages for real recordings")
+
+
+def _corpus_folder_inputs(name: str, folder: Path) -> list[CorpusInput]:
+    return [CorpusInput(name, folder, "clean", subdir="clean"), CorpusInput(name, folder, "noise", subdir="noise")]
+
+
+def _demo_corpus(progress: bool, required: bool) -> Path | None:
+    try:
+        from .corpus.demo import build_demo_corpus, missing_requirements
+    except ImportError:
+        return None
+    missing = missing_requirements()
+    if missing and required:
+        raise SpecError(f"demo corpus unavailable, missing: {', '.join(missing)}")
+    if missing:
+        return None
+    folder = cache_dir() / "demo-corpus"
+    build_demo_corpus(folder, progress=progress)
+    return folder

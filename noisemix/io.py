@@ -1,0 +1,46 @@
+"""Atomic writes: a file either has its complete new content or is untouched."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["atomic_path", "write_parquet", "write_json", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path):
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_parquet(table: pa.Table, target: Path) -> None:
+    # Fixed writer options so identical tables give identical bytes.
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=True, write_statistics=False,
+                       store_schema=True)
+
+
+def write_json(data, target: Path) -> None:
+    write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", target)
+
+
+def write_text(text: str, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")

@@ -1,0 +1,143 @@
+"""Reading and writing manifest directories (see :mod:`noisemix.schema`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema as S
+from .audio import resolve
+from .io import write_json, write_parquet
+
+__all__ = ["Manifest", "load_manifest", "write_manifest", "frame_to_table", "table_fingerprint", "parse_roots"]
+
+
+@dataclass
+class Manifest:
+    """A loaded manifest: two pandas tables, the build info and where the roots are."""
+
+    directory: Path
+    info: dict
+    sources: pd.DataFrame       # indexed by source_id
+    mixtures: pd.DataFrame      # one row per mixture, in manifest order
+    roots: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.info["spec"]["sample_rate"])
+
+    @property
+    def tags(self) -> list[str]:
+        """The tag vocabulary in its canonical order (the trainer's label order)."""
+        return list(self.info.get("tags") or [])
+
+    def source_path(self, source_id: str) -> Path:
+        row = self.sources.loc[source_id]
+        return resolve(self.roots, row[S.ROOT], row[S.PATH], where=f"source {source_id}")
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.mixtures[self.mixtures[S.SPLIT] == name]
+
+
+def parse_roots(pairs) -> dict[str, Path]:
+    """``["name=/path", ...]`` to a dict; a clear error for anything else."""
+    roots = {}
+    for pair in pairs or []:
+        name, sep, path = str(pair).partition("=")
+        if not sep or not name or not path:
+            raise S.ManifestError(f"--root {pair!r}: expected NAME=PATH")
+        roots[name] = Path(path).expanduser()
+    return roots
+
+
+def _read_table(path: Path, table_schema: pa.Schema) -> pa.Table:
+    if not path.is_file():
+        raise S.ManifestError(f"{path}: not found")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise S.ManifestError(f"{path}: not a readable parquet file ({exc})") from None
+    return S.validate_table(table, table_schema, str(path))
+
+
+def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
+    """Load a manifest directory into pandas.
+
+    ``roots`` maps root names to folders on this machine; names not given resolve to the
+    folders recorded at build time. Every path in ``sources.parquet`` is checked to be
+    relative and inside its root.
+    """
+    directory = Path(directory)
+    info = S.read_info(directory)
+    sources = _read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA).to_pandas()
+    mixtures = _read_table(directory / S.MIXTURES_FILE, S.MIXTURES_SCHEMA).to_pandas()
+    for source_id, path in zip(sources[S.SOURCE_ID], sources[S.PATH]):
+        S.check_relative_path(path, f"{directory / S.SOURCES_FILE} (source {source_id})")
+    if sources[S.SOURCE_ID].duplicated().any():
+        raise S.ManifestError(f"{directory / S.SOURCES_FILE}: duplicate source ids")
+    known = set(sources[S.SOURCE_ID])
+    used = set(mixtures[S.CLEAN_SOURCE_ID]) | (set(mixtures[S.NOISE_SOURCE_ID]) - {""})
+    if used - known:
+        raise S.ManifestError(
+            f"{directory / S.MIXTURES_FILE}: {len(used - known)} source id(s) not in sources.parquet, "
+            f"e.g. {sorted(used - known)[0]}"
+        )
+    merged_roots = {name: Path(p) for name, p in info.get("roots", {}).items()}
+    merged_roots.update(roots or {})
+    for column in (S.TAGS,):
+        sources[column] = sources[column].map(list)
+        mixtures[column] = mixtures[column].map(list)
+    return Manifest(directory, info, sources.set_index(S.SOURCE_ID, drop=False), mixtures, merged_roots)
+
+
+def table_fingerprint(table: pa.Table) -> str:
+    """sha256 over a table's content (column names, types and values), not its file bytes.
+
+    Parquet files carry the writer's version, so equal content is checked this way.
+    """
+    digest = hashlib.sha256()
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        digest.update(f"{name}:{column.type}\n".encode())
+        if pa.types.is_list(column.type):
+            digest.update(np.asarray(column.value_lengths().fill_null(0), dtype="<i8").tobytes())
+            column = column.flatten()
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            digest.update("\x00".join(column.to_pylist()).encode())
+        else:
+            values = column.to_numpy(zero_copy_only=False)
+            digest.update(np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes())
+    return digest.hexdigest()
+
+
+def frame_to_table(frame: pd.DataFrame, table_schema: pa.Schema) -> pa.Table:
+    """A DataFrame to a table of ``table_schema``, keeping NaN as NaN (not as null)."""
+    arrays = []
+    for column in table_schema:
+        values = frame[column.name]
+        values = list(values) if pa.types.is_list(column.type) else values.to_numpy()
+        arrays.append(pa.array(values, type=column.type, from_pandas=False))
+    return pa.Table.from_arrays(arrays, schema=table_schema)
+
+
+def write_manifest(directory: Path, sources: pa.Table, mixtures: pa.Table, info: dict) -> dict:
+    """Write the three files atomically (manifest.json last, so it marks completeness)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sources = S.validate_table(sources, S.SOURCES_SCHEMA, "sources")
+    mixtures = S.validate_table(mixtures, S.MIXTURES_SCHEMA, "mixtures")
+    info = dict(info)
+    info["schema_version"] = S.SCHEMA_VERSION
+    info["fingerprints"] = dict(info.get("fingerprints", {}),
+                                sources=table_fingerprint(sources), mixtures=table_fingerprint(mixtures))
+    (directory / S.INFO_FILE).unlink(missing_ok=True)
+    write_parquet(sources, directory / S.SOURCES_FILE)
+    write_parquet(mixtures, directory / S.MIXTURES_FILE)
+    write_json(info, directory / S.INFO_FILE)
+    return info

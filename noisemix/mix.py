@@ -1,0 +1,102 @@
+"""Mixing one manifest row into audio: the code shared by render and the trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import dsp, transforms
+from . import schema as S
+from .audio import DecodedCache
+from .manifest import Manifest
+
+__all__ = ["Mixer", "noise_segment", "mix_row"]
+
+
+def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
+    """The unscaled noise a row mixes: a crop, or a crossfaded loop for short noise."""
+    if looped:
+        return dsp.loop_to_length(noise, length, offset, crossfade)
+    segment = noise[offset:offset + length]
+    if segment.size != length:
+        raise ValueError(f"noise segment [{offset}, {offset + length}) exceeds the noise ({noise.size} samples)")
+    return segment
+
+
+class Mixer:
+    """Turns manifest rows into audio at the manifest's sample rate.
+
+    ``cache_dir`` keeps decoded sources on disk (``.npy``, memory-mapped), so each file is
+    decoded once across processes and runs.
+    """
+
+    def __init__(self, manifest: Manifest, cache_dir: Path | None = None, memory_mb: float = 512):
+        self.manifest = manifest
+        self.sample_rate = manifest.sample_rate
+        self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
+        self.cache = DecodedCache(self.sample_rate, cache_dir, memory_mb)
+
+    def source(self, source_id: str) -> np.ndarray:
+        """Mono audio of a source at the manifest's sample rate."""
+        sha = self.manifest.sources.at[source_id, S.SHA256]
+        return self.cache.get(self.manifest.source_path(source_id), sha)
+
+    def clean(self, row) -> np.ndarray:
+        """The unscaled clean segment of ``row``."""
+        audio = self.source(row[S.CLEAN_SOURCE_ID])
+        start, length = int(row[S.CLEAN_OFFSET]), int(row[S.NUM_OUTPUT_FRAMES])
+        segment = audio[start:start + length]
+        if segment.size != length:
+            raise ValueError(f"mixture {row[S.MIXTURE_ID]}: clean segment exceeds its source")
+        return segment
+
+    def noise(self, row) -> np.ndarray | None:
+        """The unscaled noise segment of ``row`` with its transforms; None for clean rows."""
+        if S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
+            return None
+        audio = self.source(row[S.NOISE_SOURCE_ID])
+        crossfade = dsp.crossfade_length(audio.size, self.sample_rate, self.crossfade_s)
+        segment = noise_segment(audio, int(row[S.NOISE_OFFSET]), int(row[S.NUM_OUTPUT_FRAMES]),
+                                bool(row[S.NOISE_LOOPED]), crossfade)
+        return transforms.apply(row[S.NOISE_TRANSFORMS], segment, self.sample_rate)
+
+    def stems(self, row) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scaled clean and noise stems; their sum (plus mixture transforms) is the mixture."""
+        clean = self.clean(row).astype(np.float32) * np.float32(row[S.CLEAN_GAIN])
+        noise = self.noise(row)
+        if noise is not None:
+            noise = noise.astype(np.float32) * np.float32(row[S.NOISE_GAIN])
+        return clean, noise
+
+    def mix(self, row, start: int = 0, length: int | None = None) -> np.ndarray:
+        """The mixture of ``row`` (float32), or its window ``[start, start + length)``.
+
+        A window without mixture transforms mixes only the samples it needs, so random
+        crops of long clips stay cheap.
+        """
+        total = int(row[S.NUM_OUTPUT_FRAMES])
+        length = total - start if length is None else length
+        if start < 0 or length < 0 or start + length > total:
+            raise ValueError(f"window [{start}, {start + length}) is outside the mixture ({total} samples)")
+        if row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS and row[S.NOISE_TRANSFORMS] == transforms.NO_TRANSFORMS:
+            return self._mix_window(row, start, length)
+        clean, noise = self.stems(row)
+        mixture = clean if noise is None else clean + noise
+        mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, self.sample_rate)
+        return np.ascontiguousarray(mixture[start:start + length], dtype=np.float32)
+
+    def _mix_window(self, row, start: int, length: int) -> np.ndarray:
+        offset = int(row[S.CLEAN_OFFSET]) + start
+        clean = self.source(row[S.CLEAN_SOURCE_ID])[offset:offset + length]
+        noise = None
+        if not S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
+            audio = self.source(row[S.NOISE_SOURCE_ID])
+            crossfade = dsp.crossfade_length(audio.size, self.sample_rate, self.crossfade_s)
+            noise = noise_segment(audio, int(row[S.NOISE_OFFSET]) + start, length, bool(row[S.NOISE_LOOPED]), crossfade)
+        return dsp.mix(clean, noise, float(row[S.CLEAN_GAIN]), float(row[S.NOISE_GAIN]))
+
+
+def mix_row(manifest: Manifest, row, cache_dir: Path | None = None) -> np.ndarray:
+    """Convenience: the mixture of one row as a float32 array (no files written)."""
+    return Mixer(manifest, cache_dir).mix(row)

@@ -1,0 +1,177 @@
+"""Writing mixtures (and optionally their stems) to audio files, resumably and in shards.
+
+Each output file is written to a temporary name and renamed, and a journal line is
+appended once it is complete, so an interrupted render leaves no half-written audio and
+a re-run does only what is missing. Shard ``i/n`` renders the rows whose position in the
+manifest is ``i`` modulo ``n``; any scheduler can run the shards anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from . import dsp, transforms
+from . import schema as S
+from .errors import NoisemixError
+from .io import atomic_path, write_parquet
+from .manifest import frame_to_table, load_manifest
+from .mix import Mixer
+
+__all__ = ["render_manifest", "parse_shard", "renders_file"]
+
+FORMATS = {"flac": "FLAC", "wav": "WAV"}
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` with 0 <= i < n (``None`` is the whole manifest, 0/1)."""
+    if not text:
+        return 0, 1
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise NoisemixError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= index < count:
+        raise NoisemixError(f"--shard {text!r}: need 0 <= I < N")
+    return index, count
+
+
+def renders_file(shard: tuple[int, int]) -> str:
+    return S.RENDERS_FILE if shard == (0, 1) else f"renders.shard-{shard[0]}-of-{shard[1]}.parquet"
+
+
+def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = False, fmt: str = "flac",
+                    workers: int = 1, shard: tuple[int, int] = (0, 1), loudness: bool = True,
+                    progress: bool = True, cache_dir: Path | None = None, split: str | None = None) -> pd.DataFrame:
+    """Render the shard's mixtures into ``out``; return (and write) its renders table."""
+    from tqdm import tqdm
+
+    if fmt not in FORMATS:
+        raise NoisemixError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    manifest = load_manifest(manifest_dir, roots)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_temporaries(out)
+    journal = out / f".journal-{shard[0]}-of-{shard[1]}.jsonl"
+    done = _read_journal(journal, out)
+    rows = manifest.mixtures.iloc[shard[0]::shard[1]]
+    if split is not None:
+        rows = rows[rows[S.SPLIT] == split]
+    todo = [i for i, mid in zip(rows.index, rows[S.MIXTURE_ID]) if mid not in done]
+    job = _Job(str(manifest.directory), {k: str(v) for k, v in manifest.roots.items()}, str(out), stems, fmt, loudness,
+               str(cache_dir) if cache_dir else None)
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="render", unit="mix", disable=not progress)
+    with open(journal, "a", encoding="utf-8") as log:
+        for records in _run(job, todo, workers):
+            for record in records:
+                log.write(json.dumps(record) + "\n")
+                done.setdefault(record[S.MIXTURE_ID], []).append(record)
+            log.flush()
+            bar.update()
+    bar.close()
+    order = {mid: i for i, mid in enumerate(rows[S.MIXTURE_ID])}
+    table = pd.DataFrame([r for mid in order for r in done.get(mid, [])], columns=S.RENDERS_SCHEMA.names)
+    write_parquet(frame_to_table(table, S.RENDERS_SCHEMA), out / renders_file(shard))
+    return table
+
+
+class _Job:
+    """What a worker needs to render rows; cheap to pickle, builds its Mixer once."""
+
+    def __init__(self, manifest_dir, roots, out, stems, fmt, loudness, cache_dir):
+        self.manifest_dir, self.roots, self.out = manifest_dir, roots, out
+        self.stems, self.fmt, self.loudness, self.cache_dir = stems, fmt, loudness, cache_dir
+        self._mixer = None
+
+    def mixer(self) -> Mixer:
+        if self._mixer is None:
+            manifest = load_manifest(self.manifest_dir, {k: Path(v) for k, v in self.roots.items()})
+            self._mixer = Mixer(manifest, Path(self.cache_dir) if self.cache_dir else None)
+        return self._mixer
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_mixer"} | {"_mixer": None}
+
+
+_WORKER_JOB: _Job | None = None
+
+
+def _init_worker(job: _Job) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _render_in_worker(position: int) -> list[dict]:
+    return render_row(_WORKER_JOB, position)
+
+
+def _run(job: _Job, positions: list[int], workers: int):
+    if workers <= 1 or len(positions) <= 1:
+        for position in positions:
+            yield render_row(job, position)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as pool:
+        yield from pool.map(_render_in_worker, positions, chunksize=8)
+
+
+def render_row(job: _Job, position: int) -> list[dict]:
+    """Render one mixture row (and stems); return its renders-table records."""
+    mixer = job.mixer()
+    row = mixer.manifest.mixtures.loc[position]
+    rate = mixer.sample_rate
+    clean, noise = mixer.stems(row)
+    mixture = clean if noise is None else clean + noise
+    mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, rate)
+    clean_pcm = dsp.to_pcm16(clean)
+    noise_pcm = dsp.to_pcm16(noise) if noise is not None else None
+    measured = dsp.snr_db(dsp.from_pcm16(clean_pcm), dsp.from_pcm16(noise_pcm)) if noise is not None else float("nan")
+    outputs = [("mixture", dsp.to_pcm16(mixture))]
+    if job.stems:
+        outputs += [("clean", clean_pcm)] + ([("noise", noise_pcm)] if noise_pcm is not None else [])
+    records = []
+    for stem, pcm in outputs:
+        name = f"{row[S.SPLIT]}/{row[S.MIXTURE_ID]}{'' if stem == 'mixture' else '.' + stem}.{job.fmt}"
+        digest = _write_audio(Path(job.out) / name, pcm, rate, job.fmt)
+        samples = dsp.from_pcm16(pcm)
+        records.append({
+            S.MIXTURE_ID: row[S.MIXTURE_ID], S.STEM: stem, S.OUTPUT_PATH: name, S.SHA256: digest,
+            S.MEASURED_SNR_DB: measured, S.PEAK: float(np.max(np.abs(samples))) if samples.size else 0.0,
+            S.LOUDNESS_LUFS: dsp.loudness_lufs(samples, rate) if job.loudness else float("nan"),
+        })
+    return records
+
+
+def _write_audio(path: Path, pcm: np.ndarray, rate: int, fmt: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), pcm, rate, subtype="PCM_16", format=FORMATS[fmt])
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+    return digest
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Half-written files of an interrupted run (they never carry a final name)."""
+    for path in out.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def _read_journal(journal: Path, out: Path) -> dict[str, list[dict]]:
+    """Finished mixtures from an earlier run whose files are still present."""
+    done: dict[str, list[dict]] = {}
+    if not journal.is_file():
+        return done
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the last line of a killed run may be cut short
+        if (out / record[S.OUTPUT_PATH]).is_file():
+            done.setdefault(record[S.MIXTURE_ID], []).append(record)
+    return {mid: recs for mid, recs in done.items() if len({r[S.STEM] for r in recs}) == len(recs)}

@@ -1,0 +1,231 @@
+"""The manifest contract: column names, types, version and validation.
+
+This module is the only place that spells a manifest column name. Everything else,
+inside noisemix and in ``dat``, refers to the constants below.
+
+A manifest is a directory with three files:
+
+``sources.parquet``
+    One row per audio file a build used (:data:`SOURCES_SCHEMA`).
+``mixtures.parquet``
+    One row per mixture (:data:`MIXTURES_SCHEMA`). A row with an empty
+    ``noise_source_id`` is a clean reference (no noise); every other row mixes
+    ``clean_gain * clean[clean_offset : clean_offset + num_frames]`` with
+    ``noise_gain * noise_segment``, where the noise segment starts at ``noise_offset``
+    of the (looped when ``noise_looped``) noise source. All offsets and lengths are in
+    samples at the manifest's ``sample_rate``, after downmix to mono and resampling.
+``manifest.json``
+    Schema and tool versions, the fully resolved build spec, seed, resampler and
+    input fingerprints (:data:`INFO_KEYS`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from pathlib import Path
+
+import pyarrow as pa
+
+__all__ = [
+    "SCHEMA_VERSION", "SOURCES_SCHEMA", "MIXTURES_SCHEMA", "RENDERS_SCHEMA",
+    "ROLES", "CATEGORIES", "SPLITS", "ManifestError", "validate_table",
+    "check_relative_path", "read_info", "INFO_KEYS",
+]
+
+SCHEMA_VERSION = 1
+
+SOURCES_FILE = "sources.parquet"
+MIXTURES_FILE = "mixtures.parquet"
+INFO_FILE = "manifest.json"
+RENDERS_FILE = "renders.parquet"
+
+ROLES = ("clean", "noise")
+CATEGORIES = ("environmental", "speech", "music")
+SPLITS = ("train", "valid", "test")
+
+# --- sources.parquet -------------------------------------------------------------
+SOURCE_ID = "source_id"          # stable id: hash of root name + relative path
+ROOT = "root"                    # name of the root the path is relative to
+PATH = "path"                    # POSIX path relative to the root, never absolute, no '..'
+ROLE = "role"                    # 'clean' or 'noise'
+CATEGORY = "category"            # noise category; '' for clean sources
+SUBCATEGORY = "subcategory"      # finer noise class (e.g. an ESC-50 class), may be ''
+TAGS = "tags"                    # list of tag names (clean music)
+GROUP = "group"                  # recording / artist / album / speaker: the unit of a split
+SPLIT = "split"                  # train / valid / test
+DURATION_S = "duration_s"        # duration of the file in seconds
+NUM_FRAMES = "num_frames"        # frames at the file's own sample rate
+SOURCE_SAMPLE_RATE = "source_sample_rate"
+CHANNELS = "channels"
+SHA256 = "sha256"                # of the file bytes
+AUDIO_FINGERPRINT = "audio_fingerprint"  # of the decoded audio; survives re-encoding losslessly
+
+SOURCES_SCHEMA = pa.schema([
+    pa.field(SOURCE_ID, pa.string(), nullable=False),
+    pa.field(ROOT, pa.string(), nullable=False),
+    pa.field(PATH, pa.string(), nullable=False),
+    pa.field(ROLE, pa.string(), nullable=False),
+    pa.field(CATEGORY, pa.string(), nullable=False),
+    pa.field(SUBCATEGORY, pa.string(), nullable=False),
+    pa.field(TAGS, pa.list_(pa.string()), nullable=False),
+    pa.field(GROUP, pa.string(), nullable=False),
+    pa.field(SPLIT, pa.string(), nullable=False),
+    pa.field(DURATION_S, pa.float64(), nullable=False),
+    pa.field(NUM_FRAMES, pa.int64(), nullable=False),
+    pa.field(SOURCE_SAMPLE_RATE, pa.int32(), nullable=False),
+    pa.field(CHANNELS, pa.int16(), nullable=False),
+    pa.field(SHA256, pa.string(), nullable=False),
+    pa.field(AUDIO_FINGERPRINT, pa.string(), nullable=False),
+])
+
+# --- mixtures.parquet ------------------------------------------------------------
+MIXTURE_ID = "mixture_id"        # stable id, unique in the manifest
+SAMPLE_RATE = "sample_rate"      # output sample rate of the mixture
+CLEAN_SOURCE_ID = "clean_source_id"
+CLEAN_OFFSET = "clean_offset"    # first sample of the clean segment
+NUM_OUTPUT_FRAMES = "num_frames"  # segment length in samples at sample_rate
+NOISE_SOURCE_ID = "noise_source_id"  # '' for a clean reference row
+NOISE_CATEGORY = "noise_category"    # '' for a clean reference row
+NOISE_SUBCATEGORY = "noise_subcategory"
+NOISE_OFFSET = "noise_offset"    # first sample of the noise segment (in the loop when looped)
+NOISE_LOOPED = "noise_looped"    # noise shorter than the segment: looped with a crossfade
+SNR_DB = "snr_db"                # target SNR; NaN for a clean reference row
+CLEAN_GAIN = "clean_gain"        # final linear gain on the clean segment (clipping guard included)
+NOISE_GAIN = "noise_gain"        # final linear gain on the noise segment; 0 for clean rows
+NOISE_TRANSFORMS = "noise_transforms"      # JSON list of {name, parameters}: replayed exactly
+MIXTURE_TRANSFORMS = "mixture_transforms"  # JSON list, applied to the summed mixture
+
+MIXTURES_SCHEMA = pa.schema([
+    pa.field(MIXTURE_ID, pa.string(), nullable=False),
+    pa.field(SPLIT, pa.string(), nullable=False),
+    pa.field(SAMPLE_RATE, pa.int32(), nullable=False),
+    pa.field(CLEAN_SOURCE_ID, pa.string(), nullable=False),
+    pa.field(CLEAN_OFFSET, pa.int64(), nullable=False),
+    pa.field(NUM_OUTPUT_FRAMES, pa.int64(), nullable=False),
+    pa.field(DURATION_S, pa.float64(), nullable=False),
+    pa.field(TAGS, pa.list_(pa.string()), nullable=False),
+    pa.field(NOISE_SOURCE_ID, pa.string(), nullable=False),
+    pa.field(NOISE_CATEGORY, pa.string(), nullable=False),
+    pa.field(NOISE_SUBCATEGORY, pa.string(), nullable=False),
+    pa.field(NOISE_OFFSET, pa.int64(), nullable=False),
+    pa.field(NOISE_LOOPED, pa.bool_(), nullable=False),
+    pa.field(SNR_DB, pa.float64(), nullable=False),
+    pa.field(CLEAN_GAIN, pa.float64(), nullable=False),
+    pa.field(NOISE_GAIN, pa.float64(), nullable=False),
+    pa.field(NOISE_TRANSFORMS, pa.string(), nullable=False),
+    pa.field(MIXTURE_TRANSFORMS, pa.string(), nullable=False),
+])
+
+# --- renders.parquet (written by `noisemix render` next to the audio) -------------
+OUTPUT_PATH = "output_path"      # relative to the render directory
+MEASURED_SNR_DB = "measured_snr_db"
+PEAK = "peak"                    # peak absolute sample value of the written mixture
+LOUDNESS_LUFS = "loudness_lufs"  # BS.1770 integrated loudness of the mixture
+STEM = "stem"                    # 'mixture', 'clean' or 'noise'
+
+RENDERS_SCHEMA = pa.schema([
+    pa.field(MIXTURE_ID, pa.string(), nullable=False),
+    pa.field(STEM, pa.string(), nullable=False),
+    pa.field(OUTPUT_PATH, pa.string(), nullable=False),
+    pa.field(SHA256, pa.string(), nullable=False),
+    pa.field(MEASURED_SNR_DB, pa.float64(), nullable=False),
+    pa.field(PEAK, pa.float64(), nullable=False),
+    pa.field(LOUDNESS_LUFS, pa.float64(), nullable=False),
+])
+
+# --- manifest.json ---------------------------------------------------------------
+INFO_KEYS = (
+    "schema_version",   # int, SCHEMA_VERSION at build time
+    "tool_version",     # noisemix version string
+    "spec",             # the fully resolved build spec (dict)
+    "seed",             # int
+    "resampler",        # e.g. "soxr 0.5.0 VHQ"
+    "roots",            # {root name: path given at build time}
+    "fingerprints",     # {"sources": sha256 over sources.parquet rows, "mixtures": ...}
+    "report",           # counts: mixtures per split, redraws, skipped files with reasons
+    "tags",             # tag vocabulary in canonical order (the trainer's label order)
+)
+
+
+class ManifestError(ValueError):
+    """A manifest (or a table in one) that does not follow this schema."""
+
+
+def validate_table(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+    """Check ``table`` against ``schema`` and return it with columns in schema order.
+
+    Extra columns are kept after the schema's columns. A missing column or a column of
+    another type raises :class:`ManifestError` naming ``where`` and the column.
+    """
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise ManifestError(f"{where}: missing column(s) {', '.join(missing)}")
+    columns, fields = [], []
+    for field in schema:
+        column = table.column(field.name)
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ManifestError(
+                    f"{where}: column {field.name} has type {column.type}, expected {field.type}"
+                ) from exc
+        if not field.nullable and column.null_count:
+            raise ManifestError(f"{where}: column {field.name} has {column.null_count} empty value(s)")
+        columns.append(column)
+        fields.append(field)
+    for name in table.column_names:
+        if name not in schema.names:
+            columns.append(table.column(name))
+            fields.append(table.schema.field(name))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def check_relative_path(path: str, where: str) -> str:
+    """Return ``path`` if it is a clean relative POSIX path; raise otherwise.
+
+    Manifests must work on another machine, so a stored path is always relative to a
+    named root and may never climb out of it.
+    """
+    if not path or path.startswith("/") or (len(path) > 1 and path[1] == ":") or "\\" in path:
+        raise ManifestError(f"{where}: path {path!r} must be relative to its root (POSIX form)")
+    normal = posixpath.normpath(path)
+    if normal != path or normal == ".." or normal.startswith("../"):
+        raise ManifestError(f"{where}: path {path!r} climbs out of its root or is not normalised")
+    return path
+
+
+def read_info(directory: Path) -> dict:
+    """Read and check ``manifest.json`` of a manifest directory."""
+    info_path = Path(directory) / INFO_FILE
+    if not info_path.is_file():
+        raise ManifestError(f"{info_path}: not found (is {directory} a noisemix manifest directory?)")
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{info_path}: unreadable JSON ({exc})") from exc
+    if not isinstance(info, dict):
+        raise ManifestError(f"{info_path}: expected a JSON object")
+    missing = [k for k in INFO_KEYS if k not in info]
+    if missing:
+        raise ManifestError(f"{info_path}: missing key(s) {', '.join(missing)}")
+    version = info["schema_version"]
+    if not isinstance(version, int) or version < 1:
+        raise ManifestError(f"{info_path}: schema_version {version!r} is not a positive integer")
+    if version > SCHEMA_VERSION:
+        raise ManifestError(
+            f"{info_path}: schema version {version} is newer than this noisemix supports "
+            f"({SCHEMA_VERSION}); upgrade noisemix"
+        )
+    return info
+
+
+def is_clean_reference(noise_source_id: str) -> bool:
+    """A mixture row without noise: the clean reference of its segment."""
+    return noise_source_id == ""
+
+
+def snr_is_defined(snr_db: float) -> bool:
+    return not math.isnan(snr_db)

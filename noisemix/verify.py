@@ -1,0 +1,90 @@
+"""Checking that a manifest's sources (and renders) are the very files it was built from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import schema as S
+from .audio import probe, resolve, sha256_file
+from .errors import AudioError, NoisemixError
+from .sources import examine_file
+
+__all__ = ["verify_manifest", "HARMLESS"]
+
+DURATION_TOLERANCE_S = 0.01
+# Lines with this marker are notes: the check passed despite a difference.
+HARMLESS = "harmless"
+
+
+def verify_manifest(directory: Path, roots=None, renders: Path | None = None, progress: bool = True) -> list[str]:
+    """Every difference found, one line each (empty when the data matches).
+
+    Lines containing :data:`HARMLESS` are differences that do not change the audio.
+    """
+    from tqdm import tqdm
+
+    from .manifest import load_manifest
+
+    try:
+        manifest = load_manifest(directory, roots)
+    except (S.ManifestError, NoisemixError) as exc:
+        return [str(exc)]
+    problems = []
+    rows = list(manifest.sources.itertuples(index=False))
+    for row in tqdm(rows, desc="verify sources", unit="file", disable=not progress, leave=False):
+        problem = _check_source(manifest.roots, row._asdict())
+        if problem:
+            problems.append(problem)
+    if renders is not None:
+        problems += _check_renders(manifest, Path(renders), progress)
+    return problems
+
+
+def _check_source(roots, row: dict) -> str | None:
+    where = f"{row[S.ROOT]}:{row[S.PATH]}"
+    try:
+        path = resolve(roots, row[S.ROOT], row[S.PATH], where=where)
+    except (AudioError, S.ManifestError) as exc:
+        return f"{where}: {exc.problem if isinstance(exc, AudioError) else exc}"
+    if not path.is_file():
+        return f"{path}: missing (source {row[S.SOURCE_ID]})"
+    if sha256_file(path) == row[S.SHA256]:
+        try:
+            info = probe(path)
+        except AudioError as exc:
+            return str(exc)
+        if abs(info.duration_s - row[S.DURATION_S]) > DURATION_TOLERANCE_S:
+            return f"{path}: duration {info.duration_s:.3f} s, manifest says {row[S.DURATION_S]:.3f} s"
+        return None
+    examined = examine_file(str(path))
+    if isinstance(examined, str):
+        return f"{path}: sha256 differs and the file is unusable ({examined})"
+    if examined[S.AUDIO_FINGERPRINT] == row[S.AUDIO_FINGERPRINT]:
+        return f"{path}: bytes differ (sha256) but the decoded audio is identical: {HARMLESS} re-encoding"
+    return f"{path}: sha256 and decoded audio differ from the manifest: this is not the same recording"
+
+
+def _check_renders(manifest, renders: Path, progress: bool) -> list[str]:
+    from tqdm import tqdm
+
+    tables = sorted(renders.glob("renders*.parquet"))
+    if not tables:
+        return [f"{renders}: no renders table (renders.parquet) found; run noisemix render first"]
+    try:
+        table = pd.concat([pd.read_parquet(t) for t in tables], ignore_index=True)
+    except (OSError, ValueError) as exc:
+        return [f"{renders}: unreadable renders table ({exc})"]
+    problems = []
+    missing = set(manifest.mixtures[S.MIXTURE_ID]) - set(table[S.MIXTURE_ID])
+    if missing:
+        problems.append(f"{renders}: {len(missing)} mixture(s) not rendered, e.g. {sorted(missing)[0]}")
+    for name, digest in tqdm(list(zip(table[S.OUTPUT_PATH], table[S.SHA256])), desc="verify renders",
+                             unit="file", disable=not progress, leave=False):
+        path = renders / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: sha256 differs from the renders table")
+    return problems

@@ -1,0 +1,45 @@
+"""Shared fixtures: an isolated noisemix cache, a small synthetic corpus and a manifest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("noisemix-cache")
+    old = os.environ.get("NOISEMIX_CACHE")
+    os.environ["NOISEMIX_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("NOISEMIX_CACHE", None)
+    else:
+        os.environ["NOISEMIX_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    from noisemix.synthetic import write_synthetic_corpus
+
+    return write_synthetic_corpus(tmp_path_factory.mktemp("corpus"), clips=12, seconds=4.0, noise_per_category=8)
+
+
+@pytest.fixture(scope="session")
+def corpus_inputs(synthetic_corpus):
+    from noisemix.sources import CorpusInput
+
+    return [CorpusInput("syn", synthetic_corpus, "clean", subdir="clean"),
+            CorpusInput("syn", synthetic_corpus, "noise", subdir="noise")]
+
+
+@pytest.fixture(scope="session")
+def built_manifest(tmp_path_factory, corpus_inputs) -> Path:
+    from noisemix.build import build_manifest
+    from noisemix.spec import BuildSpec
+
+    out = tmp_path_factory.mktemp("manifest")
+    build_manifest(corpus_inputs, BuildSpec(seed=3, mixtures_per_segment=3), out, progress=False)
+    return out

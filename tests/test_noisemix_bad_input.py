@@ -1,0 +1,148 @@
+"""Each bad input gets one line naming the file and the problem, and no traceback."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from noisemix import schema as S
+
+
+def run_cli(*args, env_cache=None):
+    code = "import noisemix.cli as c; c.main()"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+
+
+def one_line_error(result, *needles):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("noisemix: error:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture()
+def corpus_copy(synthetic_corpus, tmp_path):
+    copy = tmp_path / "corpus"
+    shutil.copytree(synthetic_corpus, copy)
+    return copy
+
+
+def write_bad(path, kind):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "corrupt":
+        path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    elif kind == "truncated":
+        sf.write(path, np.random.default_rng(0).uniform(-.5, .5, 22050), 22050, subtype="PCM_16")
+        path.write_bytes(path.read_bytes()[:30])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "zero-length":
+        sf.write(path, np.zeros(0), 22050, subtype="PCM_16")
+    elif kind == "silent":
+        sf.write(path, np.zeros(22050), 22050, subtype="PCM_16")
+    elif kind == "nan":
+        sf.write(path, np.full(22050, np.nan), 22050, subtype="FLOAT")
+    elif kind == "six-channels":
+        sf.write(path, np.random.default_rng(0).uniform(-.5, .5, (22050, 6)), 22050, subtype="PCM_16")
+    elif kind == "unknown-format":
+        path.write_bytes(b"this is not audio at all, just text" * 10)
+
+
+@pytest.mark.parametrize("kind, problem", [
+    ("corrupt", "unreadable"), ("truncated", "unreadable"), ("empty", "unreadable"),
+    ("zero-length", "no audio frames"), ("silent", "silent"), ("nan", "NaN"),
+    ("six-channels", "channel layout"), ("unknown-format", "unreadable"),
+])
+def test_bad_clean_file_fails_with_its_name_or_is_skipped(corpus_copy, tmp_path, kind, problem):
+    name = "bad.mp3" if kind == "unknown-format" else "bad.wav"
+    write_bad(corpus_copy / "clean" / name, kind)
+    with open(corpus_copy / "clean" / "tags.csv", "a") as handle:
+        handle.write(f"{name},high,badgroup\n")
+    args = ["build", "--clean", corpus_copy / "clean", "--noise", corpus_copy / "noise", "--no-progress"]
+    one_line_error(run_cli(*args, "--out", tmp_path / "m"), name, problem)
+    assert not (tmp_path / "m" / S.MIXTURES_FILE).exists()
+    skipped = run_cli(*args, "--out", tmp_path / "m2", "--on-error", "skip")
+    assert skipped.returncode == 0, skipped.stderr
+    assert f"skipped: " in skipped.stdout and name in skipped.stdout
+    report = json.loads((tmp_path / "m2" / S.INFO_FILE).read_text())["report"]
+    assert any(name in line and problem in line for line in report["skipped_files"])
+
+
+def test_other_sample_rates_are_resampled_and_noted(corpus_copy, tmp_path):
+    audio, rate = sf.read(corpus_copy / "clean" / "piece000.flac")
+    import soxr
+
+    sf.write(corpus_copy / "clean" / "piece000.flac", soxr.resample(audio, rate, 44100), 44100, subtype="PCM_16")
+    result = run_cli("build", "--clean", corpus_copy / "clean", "--noise", corpus_copy / "noise",
+                     "--out", tmp_path / "m", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "1 file(s) at 44100 Hz" in result.stdout
+
+
+def test_unknown_noise_category_and_missing_folder(corpus_copy, tmp_path):
+    one_line_error(run_cli("build", "--clean", corpus_copy / "clean", "--noise", f"traffic={corpus_copy}/noise",
+                           "--out", tmp_path / "m"), "traffic")
+    one_line_error(run_cli("build", "--clean", tmp_path / "nowhere", "--noise", corpus_copy / "noise",
+                           "--out", tmp_path / "m"), "nowhere", "not found")
+
+
+@pytest.fixture()
+def manifest_copy(built_manifest, tmp_path):
+    copy = tmp_path / "manifest"
+    shutil.copytree(built_manifest, copy)
+    return copy
+
+
+def rewrite_sources(manifest, change):
+    table = pd.read_parquet(manifest / S.SOURCES_FILE)
+    change(table)
+    table.to_parquet(manifest / S.SOURCES_FILE)
+
+
+@pytest.mark.parametrize("path, needle", [("/etc/passwd", "relative"), ("../outside.wav", "climbs out"),
+                                          ("clean/../../x.wav", "climbs out")])
+def test_manifest_paths_must_stay_inside_their_root(manifest_copy, path, needle):
+    def change(table):
+        table.loc[0, S.PATH] = path
+    rewrite_sources(manifest_copy, change)
+    one_line_error(run_cli("render", manifest_copy, "--out", manifest_copy / "r"), needle)
+    verified = run_cli("verify", manifest_copy, "--no-progress")
+    assert verified.returncode == 1 and needle in verified.stderr
+
+
+def test_manifest_with_missing_column(manifest_copy):
+    table = pd.read_parquet(manifest_copy / S.MIXTURES_FILE).drop(columns=[S.NOISE_GAIN])
+    table.to_parquet(manifest_copy / S.MIXTURES_FILE)
+    one_line_error(run_cli("stats", manifest_copy), S.NOISE_GAIN, "missing column")
+
+
+def test_manifest_from_a_newer_schema(manifest_copy):
+    info = json.loads((manifest_copy / S.INFO_FILE).read_text())
+    info["schema_version"] = S.SCHEMA_VERSION + 1
+    (manifest_copy / S.INFO_FILE).write_text(json.dumps(info))
+    one_line_error(run_cli("render", manifest_copy, "--out", manifest_copy / "r"), "newer")
+
+
+def test_missing_root_is_named(manifest_copy, tmp_path):
+    result = run_cli("verify", manifest_copy, "--root", f"syn={tmp_path / 'gone'}", "--no-progress")
+    assert result.returncode == 1 and "missing" in result.stderr
+    one_line_error(run_cli("render", manifest_copy, "--out", tmp_path / "r", "--root", "oops"), "NAME=PATH")
+
+
+def test_corrupt_parquet(manifest_copy):
+    (manifest_copy / S.MIXTURES_FILE).write_bytes(b"PAR1 not really")
+    one_line_error(run_cli("stats", manifest_copy), "parquet")
+
+
+def test_bad_options_say_how_to_fix_them(tmp_path):
+    one_line_error(run_cli("build", "--snr", "20:-5", "--out", tmp_path / "m"), "--snr")
+    one_line_error(run_cli("build", "--design", "grid", "--out", tmp_path / "m"), "grid")
+    one_line_error(run_cli("render", tmp_path, "--out", tmp_path / "r", "--shard", "3/2"), "--shard")
