@@ -154,7 +154,7 @@ def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     segments = segments[~silent].reset_index(drop=True)
     rows = _draw_rows(segments, sources, spec)
     seg = rows["seg"].to_numpy()
-    rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length")})
+    rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length", "position")})
     rows = _choose_noise(rows, sources, index, spec, roots, audio, report)
     rows = _gains(rows, segments, index, spec, roots, audio, sources)
     if spec.clean_references:
@@ -215,18 +215,20 @@ def _draw_snr(snr_spec, seed, keys) -> np.ndarray:
 def _choose_noise(rows, sources, index, spec, roots, audio, report) -> pd.DataFrame:
     """Noise source and offset per row; silent noise segments are redrawn."""
     rows = rows.assign(noise=-1, noise_offset=0, looped=False, noise_power=np.nan)
+    codes, pairs = _pool_codes(rows)
     noise = sources[S.ROLE] == "noise"
-    pools = {key: np.flatnonzero((noise & (sources[S.SPLIT] == key[0]) & (sources[S.CATEGORY] == key[1])).to_numpy())
-             for key in {(s, c) for s, c in zip(rows["split"], rows["category"])}} if len(rows) else {}
-    for (split, category), pool in sorted(pools.items()):
+    pools = {}
+    for code, (split, category) in enumerate(pairs):
+        pool = np.flatnonzero((noise & (sources[S.SPLIT] == split) & (sources[S.CATEGORY] == category)).to_numpy())
         if not len(pool):
             raise NoisemixError(f"no {category} noise in split {split}: add {category} noise recordings "
                                 f"(noise groups are split {'/'.join(f'{f:g}' for f in spec.split_fractions)})")
+        pools[code] = pool
     pending = np.arange(len(rows))
     for attempt in range(spec.max_redraws + 1):
         if not len(pending):
             break
-        _draw_noise(rows, pending, pools, index, spec, attempt, roots, audio, sources)
+        _draw_noise(rows, pending, codes[pending], pools, index, spec, attempt, roots, audio, sources)
         silent = dsp.power_db(rows["noise_power"].to_numpy()[pending]) < spec.silence_dbfs
         report.counts["silent noise segments redrawn"] += int(silent.sum()) if attempt < spec.max_redraws else 0
         pending = pending[silent]
@@ -236,15 +238,23 @@ def _choose_noise(rows, sources, index, spec, roots, audio, report) -> pd.DataFr
     return rows
 
 
-def _draw_noise(rows, pending, pools, index, spec, attempt, roots, audio, sources) -> None:
+def _pool_codes(rows) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Each row's (split, category) noise pool as a code into the returned sorted pairs."""
+    split_codes, splits = pd.factorize(rows["split"].to_numpy(object), sort=True)
+    category_codes, categories = pd.factorize(rows["category"].to_numpy(object), sort=True)
+    combined = split_codes * max(len(categories), 1) + category_codes
+    used, codes = np.unique(combined, return_inverse=True)
+    pairs = [(splits[u // max(len(categories), 1)], categories[u % max(len(categories), 1)]) for u in used]
+    return codes.reshape(-1), pairs
+
+
+def _draw_noise(rows, pending, codes, pools, index, spec, attempt, roots, audio, sources) -> None:
     keys = rows["key"].to_numpy()[pending]
     stream = attempt * REDRAW_STREAM_STEP
     lengths = rows["length"].to_numpy()[pending]
     chosen = np.empty(len(pending), dtype=np.int64)
-    groups = list(zip(rows["split"].to_numpy()[pending], rows["category"].to_numpy()[pending]))
-    for key in sorted(set(groups)):
-        mask = np.array([g == key for g in groups])
-        pool = pools[key]
+    for code, pool in pools.items():
+        mask = codes == code
         chosen[mask] = pool[rng.integers(spec.seed, keys[mask], STREAM["noise"] + stream, len(pool))]
     frames = index.frames[chosen]
     looped = frames < lengths
@@ -296,10 +306,11 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> pd.DataFrame:
     noise_gain = dsp.noise_gain_for_snr(clean_power, noise_power, rows["snr"].to_numpy())
     clean_gain = np.ones(len(rows))
     if spec.clip_policy == "scale":
-        scale = np.array([dsp.peak_guard_scale(p) for p in clean_peak + noise_gain * noise_peak])
+        scale = dsp.peak_guard_scale(clean_peak + noise_gain * noise_peak)
         clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
-    mixture_tf = [transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
-                  for k, n in zip(rows["key"], length)]
+    mixture_tf = ([transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
+                   for k, n in zip(rows["key"], length)] if spec.mixture_transforms
+                  else np.full(len(rows), transforms.NO_TRANSFORMS, dtype=object))
     return rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf)
 
 
@@ -322,6 +333,7 @@ def _clean_rows(segments: pd.DataFrame) -> pd.DataFrame:
         "noise_offset": 0, "looped": False, "clean_gain": 1.0, "noise_gain": 0.0,
         "noise_tf": transforms.NO_TRANSFORMS, "mixture_tf": transforms.NO_TRANSFORMS,
         "clean_id": segments["clean_id"].to_numpy(), "segment": segments["segment"].to_numpy(),
+        "position": segments["position"].to_numpy(),
         "split": segments["split"].to_numpy(), "length": segments["length"].to_numpy(),
     })
 
@@ -330,28 +342,39 @@ def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd
     noise_pos = rows["noise"].to_numpy()
     has_noise = noise_pos >= 0
     safe = np.where(has_noise, noise_pos, 0)
-    ids = sources[S.SOURCE_ID].to_numpy()
-    tags_by_id = dict(zip(ids, sources[S.TAGS]))
-    clean_offsets = rows["segment"].to_numpy() * rows["length"].to_numpy() if spec.segment_frames else np.zeros(len(rows), np.int64)
-    suffix = [("clean" if o < 0 else f"{c}-{s:g}dB" if spec.design == "grid" else f"{o:02d}")
-              for o, c, s in zip(rows["order"], rows["category"], rows["snr"])]
+    ids = sources[S.SOURCE_ID].to_numpy(object)
+    tags = np.empty(len(sources), dtype=object)
+    tags[:] = [list(t) for t in sources[S.TAGS]]
+    length = rows["length"].to_numpy()
+    clean_offsets = rows["segment"].to_numpy() * length if spec.segment_frames else np.zeros(len(rows), np.int64)
+    category = rows["category"].to_numpy(object)
     return pd.DataFrame({
-        S.MIXTURE_ID: [f"{c}-{s:03d}-{x}" for c, s, x in zip(rows["clean_id"], rows["segment"], suffix)],
-        S.SPLIT: rows["split"].to_numpy(),
+        S.MIXTURE_ID: _mixture_ids(rows, spec),
+        S.SPLIT: rows["split"].to_numpy(object),
         S.SAMPLE_RATE: np.full(len(rows), spec.sample_rate, dtype=np.int32),
-        S.CLEAN_SOURCE_ID: rows["clean_id"].to_numpy(),
+        S.CLEAN_SOURCE_ID: rows["clean_id"].to_numpy(object),
         S.CLEAN_OFFSET: clean_offsets.astype(np.int64),
-        S.NUM_OUTPUT_FRAMES: rows["length"].to_numpy().astype(np.int64),
-        S.DURATION_S: rows["length"].to_numpy() / spec.sample_rate,
-        S.TAGS: [list(tags_by_id[c]) for c in rows["clean_id"]],
+        S.NUM_OUTPUT_FRAMES: length.astype(np.int64),
+        S.DURATION_S: length / spec.sample_rate,
+        S.TAGS: tags[rows["position"].to_numpy()],
         S.NOISE_SOURCE_ID: np.where(has_noise, ids[safe], ""),
-        S.NOISE_CATEGORY: np.where(has_noise, rows["category"].to_numpy(), ""),
-        S.NOISE_SUBCATEGORY: np.where(has_noise, sources[S.SUBCATEGORY].to_numpy()[safe], ""),
+        S.NOISE_CATEGORY: np.where(has_noise, category, ""),
+        S.NOISE_SUBCATEGORY: np.where(has_noise, sources[S.SUBCATEGORY].to_numpy(object)[safe], ""),
         S.NOISE_OFFSET: rows["noise_offset"].to_numpy().astype(np.int64),
         S.NOISE_LOOPED: rows["looped"].to_numpy().astype(bool),
         S.SNR_DB: rows["snr"].to_numpy().astype(np.float64),
         S.CLEAN_GAIN: rows["clean_gain"].to_numpy().astype(np.float64),
         S.NOISE_GAIN: rows["noise_gain"].to_numpy().astype(np.float64),
-        S.NOISE_TRANSFORMS: rows["noise_tf"].to_numpy(),
-        S.MIXTURE_TRANSFORMS: rows["mixture_tf"].to_numpy(),
+        S.NOISE_TRANSFORMS: rows["noise_tf"].to_numpy(object),
+        S.MIXTURE_TRANSFORMS: rows["mixture_tf"].to_numpy(object),
     })
+
+
+def _mixture_ids(rows: pd.DataFrame, spec: BuildSpec) -> list[str]:
+    """``<clean id>-<segment>-<suffix>``: ``clean``, the mixture number, or ``<category>-<snr>dB`` (grid)."""
+    order, category, snr = rows["order"].to_numpy(), rows["category"].to_numpy(object), rows["snr"].to_numpy()
+    if spec.design == "grid":
+        suffix = ["clean" if o < 0 else f"{c}-{s:g}dB" for o, c, s in zip(order, category, snr)]
+    else:
+        suffix = ["clean" if o < 0 else f"{o:02d}" for o in order.tolist()]
+    return [f"{c}-{s:03d}-{x}" for c, s, x in zip(rows["clean_id"].to_numpy(object), rows["segment"].tolist(), suffix)]
