@@ -1,0 +1,198 @@
+"""End-to-end training of the four methods, evaluation outputs, resume, and bad inputs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dat import checkpoint
+from dat.cli import app
+from dat.config import METHODS, config_from_dict
+from dat.errors import DatError
+from dat.testing import write_synthetic_manifest
+from dat.train import train
+from noisemix import load_manifest
+from noisemix import schema as S
+from noisemix.manifest import write_manifest
+
+
+@pytest.fixture(scope="module")
+def manifest_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    return write_synthetic_manifest(root / "m", root / "audio", clips={"train": 16, "valid": 6, "test": 6})
+
+
+@pytest.fixture(scope="module")
+def trained(manifest_dir, tmp_path_factory):
+    """One run per method on the tiny configuration, with the same seed and budget."""
+    runs = {}
+    manifest = load_manifest(manifest_dir)
+    for method in METHODS:
+        run = tmp_path_factory.mktemp(method)
+        config = config_from_dict({"preset": "tiny", "method": method})
+        runs[method] = (run, train(config, manifest, run))
+    return runs
+
+
+def _cli(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_all_methods_train_with_their_stages_and_same_budget(trained):
+    budget = 12 + 8  # tiny preset: stage 1 + stage 3 steps of FE + LP updates
+    expect = {"source-only": ([1], budget), "multicondition": ([1], budget),
+              "dat-no-dc-pretrain": ([1, 3], budget), "dat": ([1, 2, 3], budget + 4)}
+    for method, (run, result) in trained.items():
+        stages, steps = expect[method]
+        assert result["completed"] == stages and result["global_step"] == steps, method
+        log = pd.read_csv(run / "log.csv")
+        assert sorted(log["stage"].unique()) == stages
+        assert log["loss"].notna().all() and np.isfinite(log["loss"]).all()
+        best = checkpoint.load(run / "best.pt", kind="model")
+        assert best["tags"] == ["low", "high", "pulse"] and best["method"] == method
+        saved = json.loads((run / "config.json").read_text())
+        assert saved["method"] == method and saved["seed"] == 0
+        assert json.loads((run / "run.json").read_text())["versions"]["torch"] == torch.__version__
+    dat_log = pd.read_csv(trained["dat"][0] / "log.csv")
+    stage3 = dat_log[dat_log["stage"] == 3]
+    assert stage3["lambda"].is_monotonic_increasing and stage3["lambda"].iloc[0] >= 0
+    assert dat_log[dat_log["stage"] == 2]["dc_acc"].between(0, 1).all()
+    first = dat_log[dat_log["stage"] == 1]["loss"]
+    assert first.tail(4).mean() < first.head(4).mean()  # stage 1 learns the audible tags
+
+
+def test_evaluate_writes_reports_and_compare_puts_methods_side_by_side(trained, manifest_dir, tmp_path):
+    runs = [trained[m][0] for m in METHODS]
+    code, out, err = _cli("evaluate", *runs, "--manifest", manifest_dir, "--out", tmp_path / "cmp", "--workers", "0")
+    assert code == 0, err
+    for run in runs:
+        metrics = json.loads((run / "eval" / "metrics.json").read_text())
+        assert set(metrics["by_snr"]) == {"0.0", "10.0"}
+        assert set(metrics["by_category"]) == set(S.CATEGORIES)
+        assert metrics["clean"]["clips"] == 6 and metrics["noisy"]["clips"] == 36
+        assert metrics["clean"]["roc_auc"] > 0.5
+        per_tag = pd.read_csv(run / "eval" / "per_tag.csv")
+        assert list(per_tag["tag"]) == ["low", "high", "pulse"]
+        assert (run / "eval" / "table.md").read_text().startswith("| condition |")
+        assert (run / "eval" / "auc_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "cmp" / "auc_vs_snr.png").is_file()
+    code, out, err = _cli("compare", *runs)
+    assert code == 0, err
+    header = out.splitlines()[0]
+    assert all(f"{m} (seed 0)" in header for m in METHODS)
+    assert "speech @ 0.0 dB" in out
+
+
+def test_tag_prints_top_tags_and_pads_short_audio(trained, tmp_path):
+    import soundfile as sf
+
+    t = np.arange(800) / 16000
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 220 * t)], 1) * 0.3
+    sf.write(tmp_path / "short.wav", stereo, 16000)
+    code, out, err = _cli("tag", trained["dat"][0], tmp_path / "short.wav", "--top", "2")
+    assert code == 0, err
+    assert len(out.splitlines()) == 2 and out.split()[0] in ("low", "high", "pulse")
+    assert "shorter than one model input" in err and "zero-padded" in err
+
+
+def test_resume_after_kill_gives_identical_weights(manifest_dir, tmp_path):
+    manifest = load_manifest(manifest_dir)
+    values = {"preset": "tiny", "method": "dat", "data": {"num_workers": 1},
+              "train": {"deterministic": True, "stage1": {"steps": 4}, "stage2": {"steps": 2},
+                        "stage3": {"steps": 4}, "checkpoint_every": 2, "eval_every": 2}}
+    train(config_from_dict(values), manifest, tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill(trainer):
+        if trainer.progress.global_step == 9:  # stage 3 step 3; the last checkpoint is at step 8
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config_from_dict(values), manifest, tmp_path / "resumed", on_step=kill)
+    assert checkpoint.load(tmp_path / "resumed" / "last.pt")["progress"]["global_step"] == 8
+    train(config_from_dict(values), manifest, tmp_path / "resumed", resume=True)
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")
+    b = checkpoint.load(tmp_path / "resumed" / "last.pt")
+    for part in ("fe", "lp", "dc"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    assert a["streams"] == b["streams"] and a["progress"] == b["progress"]
+    log = pd.read_csv(tmp_path / "resumed" / "log.csv")
+    assert list(log["global_step"]) == list(range(1, 11))  # no duplicated or missing rows
+
+
+def _rewrite(manifest_dir, out_dir, edit_mixtures=None, tags=None):
+    manifest = load_manifest(manifest_dir)
+    mixtures = manifest.mixtures.copy()
+    if edit_mixtures:
+        mixtures = edit_mixtures(mixtures)
+    info = dict(manifest.info)
+    if tags is not None:
+        info["tags"] = tags
+    # from_pylist keeps NaN (clean rows' SNR) as a value; from_pandas would make it null.
+    write_manifest(out_dir, pa.Table.from_pylist(manifest.sources.to_dict("records"), schema=S.SOURCES_SCHEMA),
+                   pa.Table.from_pylist(mixtures.to_dict("records"), schema=S.MIXTURES_SCHEMA), info)
+    return out_dir
+
+
+def _one_line_error(code, out, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_nan_loss_stops_with_step_and_mixture_ids(manifest_dir, tmp_path):
+    def poison(mixtures):
+        mixtures[S.CLEAN_GAIN] = np.where(mixtures[S.SPLIT] == "train", np.nan, mixtures[S.CLEAN_GAIN])
+        return mixtures
+
+    bad = _rewrite(manifest_dir, tmp_path / "nan", poison)
+    code, out, err = _cli("train", "-m", bad, "-o", tmp_path / "run", "--preset", "tiny")
+    _one_line_error(code, out, err, "loss is NaN/inf at stage 1 step 1", "batch mixtures: c-train-")
+
+
+def test_bad_inputs_give_one_line_errors(trained, manifest_dir, tmp_path):
+    run = trained["dat"][0]
+    other_tags = _rewrite(manifest_dir, tmp_path / "tags", tags=["high", "low", "pulse"])
+    _one_line_error(*_cli("evaluate", run, "-m", other_tags), "tag vocabulary", "same tags in another order")
+    no_test = _rewrite(manifest_dir, tmp_path / "notest", lambda m: m[m[S.SPLIT] != "test"])
+    _one_line_error(*_cli("evaluate", run, "-m", no_test), "split 'test' has no rows")
+    unlabelled = _rewrite(manifest_dir, tmp_path / "unl", lambda m: m.assign(**{S.TAGS: [[]] * len(m)}))
+    _one_line_error(*_cli("train", "-m", unlabelled, "-o", tmp_path / "r1", "--preset", "tiny"),
+                    "carry no tags (labels are needed here)")
+    _one_line_error(*_cli("train", "-m", manifest_dir, "-o", run, "--preset", "tiny"), "already holds a run")
+    _one_line_error(*_cli("train", "-m", manifest_dir, "-o", run, "--resume", "--set", "model.dc_hidden=64"),
+                    "--resume continues the run")
+    _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r2", "--preset", "tiny", "--set",
+                          "train.stage1.stepz=3"), "unknown field(s) stepz")
+    _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r3", "--preset", "tiny",
+                          "--method", "source-only", "--stage", "3"), "has no stage 3")
+    _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r4", "--preset", "tiny", "--stage", "3"),
+                    "stage 3 needs a trained FE")
+    # A checkpoint from another architecture: resume a run with a changed model config.
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["dc_hidden"] = 64
+    (tmp_path / "r5").mkdir()
+    (tmp_path / "r5" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "r5" / "last.pt").write_bytes((run / "last.pt").read_bytes())
+    _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r5", "--resume"),
+                    "checkpoint from another architecture", "dc_hidden")
+    _one_line_error(*_cli("evaluate", tmp_path / "nothing", "-m", manifest_dir), "checkpoint not found")
+    (tmp_path / "fake").mkdir()
+    torch.save({"fe": {}}, tmp_path / "fake" / "best.pt")
+    _one_line_error(*_cli("tag", tmp_path / "fake", tmp_path / "x.wav"), "not a dat checkpoint")
+
+
+def test_tag_order_mismatch_is_refused_by_checkpoint_helper():
+    with pytest.raises(DatError, match="manifest adds"):
+        checkpoint.check_tags(["a", "b"], ["a", "b", "c"], "best.pt")
+    checkpoint.check_tags(["a", "b"], ["a", "b"], "best.pt")
