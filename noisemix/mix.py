@@ -36,11 +36,15 @@ class Mixer:
         self.sample_rate = manifest.sample_rate
         self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
         self.cache = DecodedCache(self.sample_rate, cache_dir, memory_mb)
+        self._locations: dict[str, tuple[Path, str]] = {}
 
     def source(self, source_id: str) -> np.ndarray:
         """Mono audio of a source at the manifest's sample rate."""
-        sha = self.manifest.sources.at[source_id, S.SHA256]
-        return self.cache.get(self.manifest.source_path(source_id), sha)
+        location = self._locations.get(source_id)
+        if location is None:
+            sha = self.manifest.sources.at[source_id, S.SHA256]
+            location = self._locations[source_id] = (self.manifest.source_path(source_id), sha)
+        return self.cache.get(*location)
 
     def clean(self, row) -> np.ndarray:
         """The unscaled clean segment of ``row``."""

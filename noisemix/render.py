@@ -9,6 +9,7 @@ manifest is ``i`` modulo ``n``; any scheduler can run the shards anywhere.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -94,10 +95,16 @@ class _Job:
         if self._mixer is None:
             manifest = load_manifest(self.manifest_dir, {k: Path(v) for k, v in self.roots.items()})
             self._mixer = Mixer(manifest, Path(self.cache_dir) if self.cache_dir else None)
+            # Plain per-column arrays: a row is a few array look-ups, not a pandas Series.
+            self._columns = {name: manifest.mixtures[name].to_numpy(object) for name in S.MIXTURES_SCHEMA.names}
         return self._mixer
 
+    def row(self, position: int) -> dict:
+        self.mixer()
+        return {name: values[position] for name, values in self._columns.items()}
+
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_mixer"} | {"_mixer": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_mixer", "_columns")} | {"_mixer": None}
 
 
 _WORKER_JOB: _Job | None = None
@@ -124,36 +131,39 @@ def _run(job: _Job, positions: list[int], workers: int):
 def render_row(job: _Job, position: int) -> list[dict]:
     """Render one mixture row (and stems); return its renders-table records."""
     mixer = job.mixer()
-    row = mixer.manifest.mixtures.loc[position]
+    row = job.row(position)
     rate = mixer.sample_rate
     clean, noise = mixer.stems(row)
     mixture = clean if noise is None else clean + noise
     mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, rate)
     clean_pcm = dsp.to_pcm16(clean)
     noise_pcm = dsp.to_pcm16(noise) if noise is not None else None
-    measured = dsp.snr_db(dsp.from_pcm16(clean_pcm), dsp.from_pcm16(noise_pcm)) if noise is not None else float("nan")
+    # SNR is scale-free, so the integer stems are measured as they are.
+    measured = dsp.snr_db(clean_pcm, noise_pcm) if noise is not None else float("nan")
     outputs = [("mixture", dsp.to_pcm16(mixture))]
     if job.stems:
         outputs += [("clean", clean_pcm)] + ([("noise", noise_pcm)] if noise_pcm is not None else [])
     records = []
     for stem, pcm in outputs:
         name = f"{row[S.SPLIT]}/{row[S.MIXTURE_ID]}{'' if stem == 'mixture' else '.' + stem}.{job.fmt}"
-        digest = _write_audio(Path(job.out) / name, pcm, rate, job.fmt)
-        samples = dsp.from_pcm16(pcm)
         records.append({
-            S.MIXTURE_ID: row[S.MIXTURE_ID], S.STEM: stem, S.OUTPUT_PATH: name, S.SHA256: digest,
-            S.MEASURED_SNR_DB: measured, S.PEAK: float(np.max(np.abs(samples))) if samples.size else 0.0,
-            S.LOUDNESS_LUFS: dsp.loudness_lufs(samples, rate) if job.loudness else float("nan"),
+            S.MIXTURE_ID: row[S.MIXTURE_ID], S.STEM: stem, S.OUTPUT_PATH: name,
+            S.SHA256: _write_audio(Path(job.out) / name, pcm, rate, job.fmt),
+            S.MEASURED_SNR_DB: measured, S.PEAK: max(int(pcm.max()), -int(pcm.min())) / 32768.0 if pcm.size else 0.0,
+            S.LOUDNESS_LUFS: dsp.loudness_lufs(dsp.from_pcm16(pcm), rate) if job.loudness else float("nan"),
         })
     return records
 
 
 def _write_audio(path: Path, pcm: np.ndarray, rate: int, fmt: str) -> str:
+    """Encode in memory, hash those bytes, then write them atomically (no read-back)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, pcm, rate, subtype="PCM_16", format=FORMATS[fmt])
+    data = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), pcm, rate, subtype="PCM_16", format=FORMATS[fmt])
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-    return digest
+        Path(tmp).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _remove_temporaries(out: Path) -> None:

@@ -43,3 +43,15 @@ def built_manifest(tmp_path_factory, corpus_inputs) -> Path:
     out = tmp_path_factory.mktemp("manifest")
     build_manifest(corpus_inputs, BuildSpec(seed=3, mixtures_per_segment=3), out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory):
+    """The real demo corpus, built once per test session (CI installs its packages)."""
+    from noisemix.corpus import demo
+
+    message = demo.missing_message()
+    if message:
+        pytest.fail(f"demo corpus packages are not installed: {message}")
+    out = tmp_path_factory.mktemp("demo") / "corpus"
+    return out, demo.build_demo_corpus(out, seed=0, progress=False)

@@ -43,11 +43,8 @@ def _build(out: Path) -> tuple[dict, float]:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "corpus"
-    info, seconds = _build(out)
-    print(f"demo corpus built in {seconds:.1f} s")
-    return out, info
+def corpus(demo_corpus):
+    return demo_corpus
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -140,7 +137,7 @@ def test_same_inputs_return_the_existing_corpus_quickly(corpus):
 
 def test_refuses_to_overwrite_another_directory_and_other_seed(corpus, tmp_path):
     out, _ = corpus
-    with pytest.raises(DemoCorpusError, match="exists"):
+    with pytest.raises(DemoCorpusError, match="other inputs"):
         build_demo_corpus(out, seed=1, progress=False)
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -214,7 +211,7 @@ def test_excerpt_windows_are_seeded_non_overlapping_and_10_to_30_s():
 def test_one_piece_renders_to_identical_bytes_twice(tmp_path):
     _require_packages()
     from noisemix.corpus.pieces import list_pieces, render_piece
-    piece = next(p for p in list_pieces(0) if p.collection == "bach-chorales")
+    piece = next(p for p in list_pieces(0)[0] if p.collection == "bach-chorales")
     results = [render_piece(piece, 0, tmp_path / name) for name in ("a", "b")]
     assert results[0].clips and not results[0].skipped
     path = results[0].clips[0]["path"]
@@ -260,12 +257,23 @@ def test_cli_reports_missing_packages_in_one_line_and_fails(monkeypatch, tmp_pat
     assert "Traceback" not in result.output
 
 
-def test_half_installed_package_is_reported_not_raised():
-    monkey_status = {"extremetuxracer-data": "install ok half-installed"}
-    items, skipped = noise_sources.collect_items(["etr"], monkey_status)
+def test_half_installed_package_is_reported_skipped_and_not_missing(monkeypatch):
+    _require_packages()
+    from noisemix.corpus.pieces import list_pieces
+    status = {"extremetuxracer-data": "install ok half-installed", "openttd-openmsx": "install ok half-installed"}
+    items, skipped = noise_sources.collect_items(["etr"], status)
     assert items == []
     assert skipped == [{"item": "extremetuxracer-data",
                         "reason": "package not fully installed (dpkg: install ok half-installed)"}]
+    pieces, skipped = list_pieces(0, status)
+    assert pieces and all(p.collection != "openmsx" for p in pieces)
+    assert [s["item"] for s in skipped] == ["openttd-openmsx"]
+    # dpkg's view: half-installed is not "missing" (no install line), but it is "broken"
+    table = {p: ("install ok installed", "1") for p in packages.DEBIAN_PACKAGES}
+    table["openttd-openmsx"] = ("install ok half-installed", "0.4.2-1")
+    monkeypatch.setattr(packages, "_debian_table", lambda: table)
+    assert packages.missing_debian() == []
+    assert packages.broken_debian() == {"openttd-openmsx": "install ok half-installed"}
 
 
 def test_corrupt_and_vanished_files_are_skipped_by_name_and_counted(monkeypatch, tmp_path):
@@ -301,7 +309,7 @@ def test_a_failed_build_leaves_no_corpus_and_no_temp_dir(monkeypatch, tmp_path):
     _require_packages()
     def explode(root):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(demo, "_start_pieces", lambda pool, root, seed: [])
+    monkeypatch.setattr(demo, "_start_pieces", lambda pool, root, seed: ([], []))
     monkeypatch.setattr(demo, "_noise", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build_demo_corpus(tmp_path / "corpus", progress=False)

@@ -104,9 +104,11 @@ def _csv(rows: list[list], header: list[str], target: Path) -> None:
     target.write_text(buffer.getvalue(), encoding="utf-8")
 
 
-def _start_pieces(pool: ProcessPoolExecutor, root: Path, seed: int) -> list:
+def _start_pieces(pool: ProcessPoolExecutor, root: Path, seed: int) -> tuple[list, list[dict]]:
+    """Futures of every piece's clips (in piece order), and the sources skipped up front."""
     from .pieces import list_pieces, render_piece
-    return [pool.submit(render_piece, piece, seed, root) for piece in list_pieces(seed)]
+    pieces, skipped = list_pieces(seed, pk.broken_debian())
+    return [pool.submit(render_piece, piece, seed, root) for piece in pieces], skipped
 
 
 def _gather(futures: list, progress: bool) -> list:
@@ -174,10 +176,11 @@ def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progres
     (root / "noise").mkdir()
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
     with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as pool:
-        futures = _start_pieces(pool, root / "clean", seed)
+        futures, skipped = _start_pieces(pool, root / "clean", seed)
         noise = _noise(root)  # this process collects noise while the pool renders music
         results = _gather(futures, progress)
-    clips, skipped = _write_clean_tables(root, results)
+    clips, failed = _write_clean_tables(root, results)
+    skipped += failed
     attributions = {f"clean/{c['path']}": c["attribution"] for c in clips}
     attributions.update(noise["attributions"])
     write_attribution(attributions, root / "ATTRIBUTION.csv")
@@ -202,8 +205,9 @@ def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True) -> dic
     if previous is not None:
         return previous
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DemoCorpusError(f"{out}: exists and is not a demo corpus built from the same inputs; "
-                              "remove it or choose another --out")
+        what = ("holds a demo corpus built from other inputs (seed or package versions)"
+                if (out / CORPUS_INFO).is_file() else "exists and is not an empty directory")
+        raise DemoCorpusError(f"{out}: {what}; remove it or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:

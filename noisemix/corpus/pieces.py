@@ -98,8 +98,13 @@ def _openmsx_pieces() -> list[Piece]:
     ]
 
 
-def list_pieces(seed: int) -> list[Piece]:
-    return _openmsx_pieces() + _music21_pieces(seed)
+def list_pieces(seed: int, broken: dict[str, str] | None = None) -> tuple[list[Piece], list[dict]]:
+    """All pieces to render, and skipped entries for a source package that is half-installed."""
+    if broken and OPENMSX_PACKAGE in broken:
+        skipped = [{"item": OPENMSX_PACKAGE,
+                    "reason": f"package not fully installed (dpkg: {broken[OPENMSX_PACKAGE]})"}]
+        return _music21_pieces(seed), skipped
+    return _openmsx_pieces() + _music21_pieces(seed), []
 
 
 def _soundfont_note() -> str:

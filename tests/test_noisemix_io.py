@@ -1,0 +1,56 @@
+"""Atomic outputs and the scan cache."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from noisemix import sources
+from noisemix.io import write_parquet
+from noisemix.sources import CorpusInput, scan
+
+
+def test_interrupted_parquet_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "table.parquet"
+    write_parquet(pa.table({"a": [1]}), target)
+
+    def killed(table, where, **kwargs):
+        open(where, "wb").write(b"PAR1 half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pq, "write_table", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_parquet(pa.table({"a": [2]}), target)
+    monkeypatch.undo()
+    assert pq.read_table(target).column("a").to_pylist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
+
+
+def test_second_scan_of_an_unchanged_folder_reads_no_audio(synthetic_corpus, monkeypatch):
+    inputs = [CorpusInput("syn", synthetic_corpus, "noise", subdir="noise")]
+    first = scan(inputs, progress=False)
+
+    def forbidden(path):
+        raise AssertionError(f"{path} was decoded again")
+
+    monkeypatch.setattr(sources, "examine_file", forbidden)
+    second = scan(inputs, progress=False)
+    assert first.sources.equals(second.sources)
+
+
+def test_a_changed_file_is_scanned_again(synthetic_corpus, tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    copy = tmp_path / "noise"
+    shutil.copytree(synthetic_corpus / "noise", copy)
+    inputs = [CorpusInput("n", copy, "noise")]
+    scan(inputs, progress=False)
+    changed = sorted(copy.rglob("*.flac"))[0]
+    sf.write(changed, np.random.default_rng(1).uniform(-0.3, 0.3, 22050), 22050, subtype="PCM_16")
+    seen = []
+    real = sources.examine_file
+    monkeypatch.setattr(sources, "examine_file", lambda path: seen.append(path) or real(path))
+    scan(inputs, progress=False)
+    assert seen == [str(changed)]
