@@ -40,8 +40,14 @@ def resampler_name() -> str:
     return f"soxr {soxr.__version__} {RESAMPLE_QUALITY}"
 
 
+def _require_file(path: Path) -> None:
+    if not Path(path).is_file():
+        raise AudioError(path, "file not found")
+
+
 def probe(path: Path) -> AudioInfo:
     """Header information; raises :class:`AudioError` for unreadable or empty files."""
+    _require_file(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
@@ -55,6 +61,7 @@ def probe(path: Path) -> AudioInfo:
 
 def decode(path: Path) -> tuple[np.ndarray, int]:
     """All frames as float32 ``(frames, channels)`` and the sample rate, checked."""
+    _require_file(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:

@@ -31,10 +31,12 @@ DEFAULT_CROSSFADE_S = 0.01
 
 
 def power(x: np.ndarray) -> float:
-    """Mean power ``mean(x**2)`` in float64."""
+    """Mean power ``mean(x**2)``; integers are converted to float32 first (no overflow)."""
     x = np.asarray(x)
-    # einsum with a float64 accumulator: exact enough, and no BLAS call (slow under contention).
-    return float(np.einsum("i,i->", x, x, dtype=np.float64) / x.size) if x.size else 0.0
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32)
+    # A BLAS dot product: float32 accumulation errs by ~1e-6 relative (1e-5 dB), far below 0.1 dB.
+    return float(np.dot(x, x)) / x.size if x.size else 0.0
 
 
 def power_db(p) -> np.ndarray:

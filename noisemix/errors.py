@@ -19,6 +19,10 @@ class AudioError(NoisemixError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):
+        # Keeps the error intact when it crosses from a worker process to the parent.
+        return (type(self), (self.path, self.problem))
+
 
 class SpecError(NoisemixError, ValueError):
     """A build option or recipe value out of range; the message says how to fix it."""

@@ -136,13 +136,11 @@ def render_row(job: _Job, position: int) -> list[dict]:
     clean, noise = mixer.stems(row)
     mixture = clean if noise is None else clean + noise
     mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, rate)
-    clean_pcm = dsp.to_pcm16(clean)
-    noise_pcm = dsp.to_pcm16(noise) if noise is not None else None
-    # SNR is scale-free, so the integer stems are measured as they are.
-    measured = dsp.snr_db(clean_pcm, noise_pcm) if noise is not None else float("nan")
-    outputs = [("mixture", dsp.to_pcm16(mixture))]
-    if job.stems:
-        outputs += [("clean", clean_pcm)] + ([("noise", noise_pcm)] if noise_pcm is not None else [])
+    mixture_pcm = dsp.to_pcm16(mixture)
+    transformed = row[S.MIXTURE_TRANSFORMS] != transforms.NO_TRANSFORMS
+    stems = _quantised_stems(clean, noise) if job.stems or (noise is not None and transformed) else {}
+    measured = _measured_snr(clean, noise, mixture_pcm, stems, transformed)
+    outputs = [("mixture", mixture_pcm)] + (list(stems.items()) if job.stems else [])
     records = []
     for stem, pcm in outputs:
         name = f"{row[S.SPLIT]}/{row[S.MIXTURE_ID]}{'' if stem == 'mixture' else '.' + stem}.{job.fmt}"
@@ -153,6 +151,26 @@ def render_row(job: _Job, position: int) -> list[dict]:
             S.LOUDNESS_LUFS: dsp.loudness_lufs(dsp.from_pcm16(pcm), rate) if job.loudness else float("nan"),
         })
     return records
+
+
+def _quantised_stems(clean, noise) -> dict:
+    stems = {"clean": dsp.to_pcm16(clean)}
+    if noise is not None:
+        stems["noise"] = dsp.to_pcm16(noise)
+    return stems
+
+
+def _measured_snr(clean, noise, mixture_pcm, stems: dict, transformed: bool) -> float:
+    """SNR of what was written: the clean stem against everything else in the 16-bit mixture.
+
+    With mixture transforms the mixture is no longer clean + noise, so the two stems, as
+    quantised to 16 bits, are compared instead.
+    """
+    if noise is None:
+        return float("nan")
+    if transformed:
+        return dsp.snr_db(stems["clean"], stems["noise"])
+    return dsp.snr_db(clean, dsp.from_pcm16(mixture_pcm) - clean)
 
 
 def _write_audio(path: Path, pcm: np.ndarray, rate: int, fmt: str) -> str:

@@ -120,7 +120,7 @@ MIXTURES_SCHEMA = pa.schema([
 
 # --- renders.parquet (written by `noisemix render` next to the audio) -------------
 OUTPUT_PATH = "output_path"      # relative to the render directory
-MEASURED_SNR_DB = "measured_snr_db"
+MEASURED_SNR_DB = "measured_snr_db"  # clean stem vs the rest of the 16-bit mixture; NaN for clean rows
 PEAK = "peak"                    # peak absolute sample value of the written mixture
 LOUDNESS_LUFS = "loudness_lufs"  # BS.1770 integrated loudness of the mixture
 STEM = "stem"                    # 'mixture', 'clean' or 'noise'

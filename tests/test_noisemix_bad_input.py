@@ -146,3 +146,13 @@ def test_bad_options_say_how_to_fix_them(tmp_path):
     one_line_error(run_cli("build", "--snr", "20:-5", "--out", tmp_path / "m"), "--snr")
     one_line_error(run_cli("build", "--design", "grid", "--out", tmp_path / "m"), "grid")
     one_line_error(run_cli("render", tmp_path, "--out", tmp_path / "r", "--shard", "3/2"), "--shard")
+
+
+def test_source_missing_at_render_time_is_named_even_from_a_worker(manifest_copy, synthetic_corpus, tmp_path):
+    copy = tmp_path / "corpus"
+    shutil.copytree(synthetic_corpus, copy)
+    victim = pd.read_parquet(manifest_copy / S.SOURCES_FILE)[S.PATH].iloc[0]
+    (copy / victim).unlink()
+    result = run_cli("render", manifest_copy, "--out", tmp_path / "r", "--root", f"syn={copy}", "--workers", "2",
+                     "--no-progress")
+    one_line_error(result, victim.split("/")[-1], "file not found")
