@@ -21,6 +21,7 @@ from .energy import SourceIndex, block_size_for, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import frame_to_table, write_manifest
 from .mix import noise_segment
+from .adapters import vocabulary as adapter_vocabulary
 from .sources import CorpusInput, scan
 from .spec import BuildSpec
 
@@ -42,8 +43,14 @@ class BuildReport:
 
 
 def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_error: str = "fail",
-                   workers: int = 1, progress: bool = True, tags: list[str] | None = None) -> dict:
-    """Scan ``inputs``, plan the mixtures of ``spec`` and write the manifest to ``out``."""
+                   workers: int = 1, progress: bool = True, tags: list[str] | None = None,
+                   recipe: dict | None = None) -> dict:
+    """Scan ``inputs``, plan the mixtures of ``spec`` and write the manifest to ``out``.
+
+    ``tags`` fixes the vocabulary order (default: the adapter's canonical order, e.g.
+    MTAT's top 50, else sorted). ``recipe`` (the benchmark definition a build came from)
+    is recorded in manifest.json under ``recipe``.
+    """
     report = BuildReport()
     scanned = scan(inputs, on_error=on_error, workers=workers, progress=progress)
     report.skipped_files += scanned.problems
@@ -53,12 +60,19 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     audio = DecodedCache(spec.sample_rate, cache_dir() / "decoded", memory_mb=256)
     sources, index = _index_sources(sources, roots, spec, audio, on_error, progress, report)
     mixtures = plan_mixtures(sources, index, spec, roots, audio, report)
-    vocabulary = tags if tags is not None else sorted({t for ts in sources[S.TAGS] for t in ts})
+    vocabulary = tags if tags is not None else adapter_vocabulary(inputs) or sorted({t for ts in sources[S.TAGS] for t in ts})
     info = {
         "tool_version": _tool_version(), "spec": spec.to_dict(), "seed": spec.seed,
         "resampler": resampler_name(), "roots": {k: str(v) for k, v in sorted(roots.items())},
         "fingerprints": {}, "report": report.to_dict(), "tags": vocabulary,
     }
+    if any(item.adapter for item in inputs):
+        # Which adapter read each root: the card names corpora and licences from it.
+        info["corpora"] = {item.root_name: {"adapter": item.adapter, "role": item.role,
+                                            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in item.options}}
+                           for item in sorted(inputs, key=lambda i: i.root_name)}
+    if recipe is not None:
+        info["recipe"] = recipe
     used = set(mixtures[S.CLEAN_SOURCE_ID]) | set(mixtures[S.NOISE_SOURCE_ID])
     used_sources = frame_to_table(sources[sources[S.SOURCE_ID].isin(used)], S.SOURCES_SCHEMA)
     return write_manifest(out, used_sources, frame_to_table(mixtures, S.MIXTURES_SCHEMA), info)
@@ -152,7 +166,7 @@ def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     silent = dsp.power_db(segments["power"].to_numpy()) < spec.silence_dbfs
     report.counts["silent clean segments skipped"] += int(silent.sum())
     segments = segments[~silent].reset_index(drop=True)
-    rows = _draw_rows(segments, sources, spec)
+    rows = _draw_split_rows(segments, sources, spec)
     seg = rows["seg"].to_numpy()
     rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length", "position")})
     rows = _choose_noise(rows, sources, index, spec, roots, audio, report)
@@ -173,32 +187,43 @@ def _fill_unaligned(segments, sources, roots, audio, spec):
     return power
 
 
-def _draw_rows(segments: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd.DataFrame:
-    """One row per planned mixture with its key, category and target SNR."""
+def _draw_split_rows(segments: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd.DataFrame:
+    """Planned rows, each split drawn with its own spec when the spec has per-split options.
+
+    Keys depend on the clean segment only, so splitting the draw changes no value.
+    """
+    if not spec.splits:
+        return _draw_rows(segments, np.arange(len(segments)), sources, spec)
+    parts = [_draw_rows(segments.iloc[where], where, sources, spec.for_split(split))
+             for split in S.SPLITS if len(where := np.flatnonzero((segments["split"] == split).to_numpy()))]
+    return pd.concat(parts, ignore_index=True) if parts else _draw_rows(segments, np.arange(len(segments)), sources, spec)
+
+
+def _draw_rows(segments: pd.DataFrame, seg_index: np.ndarray, sources: pd.DataFrame, spec: BuildSpec) -> pd.DataFrame:
+    """One row per planned mixture with its key, category and target SNR (``seg`` indexes all segments)."""
     present = sorted(set(sources.loc[sources[S.ROLE] == "noise", S.CATEGORY]))
     categories = [c for c in present if spec.category_weights.get(c, 1.0) > 0] if spec.category_weights else present
     if not categories:
         raise NoisemixError("no noise sources: give at least one --noise CATEGORY=PATH")
     base_keys = rng.stable_keys(f"{c}:{s}" for c, s in zip(segments["clean_id"], segments["segment"]))
-    seg_index = np.arange(len(segments))
     if spec.design == "grid":
         cells = [(c, level) for c in categories for level in spec.snr_for(c).levels_db]
         rep = np.repeat(seg_index, len(cells))
         cell = np.tile(np.arange(len(cells)), len(segments))
         category = np.array([cells[i][0] for i in cell], dtype=object)
         snr = np.array([cells[i][1] for i in cell], dtype=np.float64)
-        keys = _combine(base_keys[rep], cell)
-        return pd.DataFrame({"seg": rep, "order": cell, "key": keys, "category": category, "snr": snr})
+        keys = _combine(np.repeat(base_keys, len(cells)), cell)
+        return pd.DataFrame({"seg": rep, "order": cell, "key": keys, "category": category, "snr": snr, "grid": True})
     rep = np.repeat(seg_index, spec.mixtures_per_segment)
     number = np.tile(np.arange(spec.mixtures_per_segment), len(segments))
-    keys = _combine(base_keys[rep], number)
+    keys = _combine(np.repeat(base_keys, spec.mixtures_per_segment), number)
     weights = [spec.category_weights.get(c, 1.0) for c in categories]
     category = np.array(categories, dtype=object)[rng.choice_index(spec.seed, keys, STREAM["category"], weights)]
     snr = np.empty(len(keys))
     for name in categories:
         mask = category == name
         snr[mask] = _draw_snr(spec.snr_for(name), spec.seed, keys[mask])
-    return pd.DataFrame({"seg": rep, "order": number, "key": keys, "category": category, "snr": snr})
+    return pd.DataFrame({"seg": rep, "order": number, "key": keys, "category": category, "snr": snr, "grid": False})
 
 
 def _combine(keys: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -308,10 +333,25 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> pd.DataFrame:
     if spec.clip_policy == "scale":
         scale = dsp.peak_guard_scale(clean_peak + noise_gain * noise_peak)
         clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
+    clean_gain, noise_gain = _stable(clean_gain), _stable(noise_gain)
     mixture_tf = ([transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
                    for k, n in zip(rows["key"], length)] if spec.mixture_transforms
                   else np.full(len(rows), transforms.NO_TRANSFORMS, dtype=object))
     return rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf)
+
+
+def _stable(gains: np.ndarray) -> np.ndarray:
+    """Gains rounded to 10 significant digits.
+
+    Float sums over a segment may differ in their last bits between CPUs and numpy builds;
+    rounding keeps the stored gains (and so the manifest) identical across machines, at a
+    cost of 1e-9 dB.
+    """
+    gains = np.asarray(gains, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        digits = 9 - np.floor(np.log10(np.where(gains > 0, gains, 1.0))).astype(int)
+    scale = 10.0 ** digits
+    return np.round(gains * scale) / scale
 
 
 def _clean_path(sources, position, roots):
@@ -329,7 +369,7 @@ def _loudness_as_power(clean, noise, sample_rate, clean_id) -> tuple[float, floa
 
 def _clean_rows(segments: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "seg": np.arange(len(segments)), "order": -1, "category": "", "snr": np.nan, "noise": -1,
+        "seg": np.arange(len(segments)), "order": -1, "category": "", "snr": np.nan, "noise": -1, "grid": False,
         "noise_offset": 0, "looped": False, "clean_gain": 1.0, "noise_gain": 0.0,
         "noise_tf": transforms.NO_TRANSFORMS, "mixture_tf": transforms.NO_TRANSFORMS,
         "clean_id": segments["clean_id"].to_numpy(), "segment": segments["segment"].to_numpy(),
@@ -373,8 +413,7 @@ def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd
 def _mixture_ids(rows: pd.DataFrame, spec: BuildSpec) -> list[str]:
     """``<clean id>-<segment>-<suffix>``: ``clean``, the mixture number, or ``<category>-<snr>dB`` (grid)."""
     order, category, snr = rows["order"].to_numpy(), rows["category"].to_numpy(object), rows["snr"].to_numpy()
-    if spec.design == "grid":
-        suffix = ["clean" if o < 0 else f"{c}-{s:g}dB" for o, c, s in zip(order, category, snr)]
-    else:
-        suffix = ["clean" if o < 0 else f"{o:02d}" for o in order.tolist()]
+    grid = rows["grid"].to_numpy(dtype=bool)
+    suffix = ["clean" if o < 0 else f"{c}-{s:g}dB" if g else f"{o:02d}"
+              for o, c, s, g in zip(order.tolist(), category, snr, grid)]
     return [f"{c}-{s:03d}-{x}" for c, s, x in zip(rows["clean_id"].to_numpy(object), rows["segment"].tolist(), suffix)]

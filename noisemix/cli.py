@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Reproducible noisy-music manifests: build, render, verify, inspect.")
+                  help="Reproducible noisy-music manifests: build, render, verify, inspect, export.")
 
 
 def _roots(pairs):
@@ -26,6 +26,7 @@ def scan(
     clean: List[str] = typer.Option([], "--clean", help="[NAME=]PATH of clean music (repeatable)."),
     noise: List[str] = typer.Option([], "--noise", help="CATEGORY=PATH, CATEGORY:NAME=PATH or PATH with category sub-folders."),
     out: Path = typer.Option(..., "--out", help="Where to write the sources table (parquet)."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", help="ROOT.KEY=VALUE: an adapter option (repeatable)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes for hashing and decoding."),
     on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad file; skip: list it and go on."),
 ):
@@ -36,16 +37,24 @@ def scan(
     from .sources import scan as scan_inputs
     from . import schema as S
 
-    result = scan_inputs(corpus_inputs(clean, noise), on_error=_on_error(on_error), workers=workers)
+    result = scan_inputs(corpus_inputs(clean, noise, corpus_option), on_error=_on_error(on_error), workers=workers)
     write_parquet(frame_to_table(result.sources.assign(**{S.SPLIT: result.sources[S.SPLIT]}), S.SOURCES_SCHEMA), out)
     for line in result.notes + [f"skipped {p}" for p in result.problems]:
         typer.echo(line)
     typer.echo(f"{len(result.sources)} sources -> {out}")
 
 
+# With --recipe, only these options may be given: the recipe fixes everything that decides the mixtures.
+RECIPE_COMPATIBLE = {"ctx", "out", "recipe", "root", "corpus_option", "workers", "on_error", "progress"}
+
+
 @app.command()
 def build(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Manifest directory to write."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="TOML recipe that defines a shared benchmark (e.g. manifests/recipes/mtat-musan.toml); give its corpora with --root."),
+    root: List[str] = typer.Option([], "--root", help="NAME=PATH: the folder of a recipe corpus (repeatable)."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", help="ROOT.KEY=VALUE: an adapter option, e.g. mtat.untagged=drop (repeatable)."),
     clean: List[str] = typer.Option([], "--clean", help="[NAME=]PATH of clean music; tags from tags.csv or sub-folder names (repeatable)."),
     noise: List[str] = typer.Option([], "--noise", help="CATEGORY=PATH (environmental, speech, music), CATEGORY:NAME=PATH, or PATH with category sub-folders (repeatable)."),
     snr: List[str] = typer.Option(["-5:20"], "--snr", help="-5:20 uniform; -5:20:5 grid; 0,5,10 list; CATEGORY=SPEC overrides one category (repeatable)."),
@@ -70,9 +79,17 @@ def build(
 
     Without --clean/--noise, the built-in default corpus is used (the demo corpus when
     its packages are installed, else a small synthetic corpus, labelled as such).
+    A known adapter name reads a public corpus in its published layout: --clean mtat=PATH,
+    --noise musan=PATH, --noise esc50=PATH, --clean/--noise csv=PATH.
     """
     from .build import build_manifest
     from .inputs import build_spec, corpus_inputs, default_inputs
+
+    if recipe is not None:
+        _build_recipe(ctx, recipe, out, root, corpus_option, workers, _on_error(on_error), progress)
+        return
+    if root:
+        raise _spec_error("--root is for recipe corpora; give corpora with --clean/--noise, or use --recipe")
 
     spec = build_spec(seed=seed, design=design, segment=segment, sample_rate=sample_rate, snr=snr,
                       mixtures_per_segment=mixtures_per_segment, max_segments_per_clip=max_segments_per_clip,
@@ -80,12 +97,39 @@ def build(
                       clean_references=clean_references, split_fractions=split_fractions,
                       noise_transform=noise_transform, mixture_transform=mixture_transform)
     if clean or noise:
-        inputs, tags = corpus_inputs(clean, noise), None
+        inputs, tags = corpus_inputs(clean, noise, corpus_option), None
     else:
         inputs, tags, label = default_inputs(progress)
         typer.echo(f"no corpora given: using the built-in default corpus ({label})")
     info = build_manifest(inputs, spec, out, on_error=_on_error(on_error), workers=workers, progress=progress, tags=tags)
     _print_report(info, out)
+
+
+def _spec_error(text: str):
+    from .errors import SpecError
+
+    return SpecError(text)
+
+
+def _build_recipe(ctx, recipe_path, out, root, corpus_option, workers, on_error, progress) -> None:
+    """Build the benchmark a recipe defines, then write its dataset card."""
+    from .build import build_manifest
+    from .card import write_card
+    from .inputs import parse_corpus_options
+    from .recipe import load_recipe
+
+    given = sorted(name for name in ctx.params if name not in RECIPE_COMPATIBLE
+                   and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE")
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise _spec_error(f"{flags} cannot be combined with --recipe: the recipe fixes them; edit a copy of the recipe instead")
+    loaded = load_recipe(recipe_path)
+    options = parse_corpus_options(corpus_option)
+    inputs = loaded.inputs(_roots(root), options)
+    info = build_manifest(inputs, loaded.spec, out, on_error=on_error, workers=workers, progress=progress,
+                          recipe=loaded.record(options))
+    _print_report(info, out)
+    typer.echo(f"dataset card: {write_card(out)}")
 
 
 def _print_report(info: dict, out: Path) -> None:
@@ -175,6 +219,30 @@ def stats(
     typer.echo(f"\nSNR histogram: {path}")
 
 
+@app.command()
+def card(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+):
+    """Write MANIFEST/README.md: contents, counts, how to regenerate and verify, licences, fingerprints."""
+    from .card import write_card
+
+    typer.echo(f"dataset card: {write_card(manifest)}")
+
+
+@app.command()
+def export(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    fmt: str = typer.Option(..., "--format", help="lhotse: JSONL of MixedCuts; csv: one row per mixture."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    root: List[str] = typer.Option([], "--root", help="NAME=PATH: write absolute paths for this root (default: root-relative)."),
+):
+    """Convert a manifest for neighbouring tools (Lhotse-style JSONL or plain CSV)."""
+    from .export import export_manifest
+
+    count = export_manifest(manifest, fmt, out, _roots(root))
+    typer.echo(f"{count} mixtures -> {out}")
+
+
 def _mount_corpus() -> None:
     try:
         from .corpus.cli import corpus_app
@@ -184,6 +252,15 @@ def _mount_corpus() -> None:
 
 
 _mount_corpus()
+
+
+def _click():
+    """click itself, or the copy that typer >= 0.2x vendors instead of depending on it."""
+    try:
+        import click
+    except ImportError:
+        from typer import _click as click
+    return click
 
 
 def main() -> None:
@@ -205,8 +282,7 @@ def main() -> None:
     except typer.Abort:
         sys.exit(1)
     except Exception as exc:  # click's usage errors
-        import click
-
+        click = _click()
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)

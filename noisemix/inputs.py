@@ -12,30 +12,78 @@ from .sources import CorpusInput
 from .spec import BuildSpec, parse_snr
 from .transforms import parse_transform
 
-__all__ = ["corpus_inputs", "build_spec", "default_inputs"]
+__all__ = ["corpus_inputs", "parse_corpus_options", "with_options", "build_spec", "default_inputs"]
 
 
-def corpus_inputs(clean: list[str], noise: list[str]) -> list[CorpusInput]:
+def corpus_inputs(clean: list[str], noise: list[str], options: list[str] | None = None) -> list[CorpusInput]:
     """``--clean [NAME=]PATH`` and ``--noise CATEGORY[:NAME]=PATH | PATH`` to inputs.
 
     Root names default to ``clean`` and to the noise category (``noise`` when the
-    categories come from sub-folders), numbered when repeated.
+    categories come from sub-folders), numbered when repeated. A known adapter name in
+    place of NAME or CATEGORY (``--clean mtat=PATH``, ``--noise musan:m=PATH``) reads the
+    corpus in its published layout; ``options`` (``--corpus-option ROOT.KEY=VALUE``)
+    configure adapters by root name.
     """
+    from .adapters import ADAPTERS, get_adapter
+
     inputs: list[CorpusInput] = []
     for text in clean:
         name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+        adapter, _, alias = name.partition(":")
+        if adapter in ADAPTERS:
+            get_adapter(adapter, "clean")
+            inputs.append(CorpusInput(alias or adapter, _existing(path, "--clean"), "clean", adapter=adapter))
+            continue
         inputs.append(CorpusInput(name or _unique("clean", inputs), _existing(path, "--clean"), "clean"))
     for text in noise:
         key, _, path = text.rpartition("=") if "=" in text else ("", "", text)
         category, _, name = key.partition(":")
+        if category in ADAPTERS:
+            get_adapter(category, "noise")
+            inputs.append(CorpusInput(name or category, _existing(path, "--noise"), "noise", adapter=category))
+            continue
         if category and category not in S.CATEGORIES:
-            raise SpecError(f"--noise {text!r}: category {category!r} is not one of {', '.join(S.CATEGORIES)}")
+            raise SpecError(f"--noise {text!r}: category {category!r} is not one of {', '.join(S.CATEGORIES)} "
+                            f"nor a corpus adapter ({', '.join(sorted(ADAPTERS))})")
         inputs.append(CorpusInput(name or _unique(category or "noise", inputs), _existing(path, "--noise"), "noise", category))
     names = [i.root_name for i in inputs]
     clash = {n for n in names if names.count(n) > 1}
     if clash:
         raise SpecError(f"root name(s) {', '.join(sorted(clash))} used twice; name roots with NAME=PATH")
-    return inputs
+    return with_options(inputs, parse_corpus_options(options or []))
+
+
+def parse_corpus_options(items: list[str]) -> dict[str, dict[str, str]]:
+    """``ROOT.KEY=VALUE`` items to {root: {key: value}}."""
+    options: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        root, dot, name = key.partition(".")
+        if not sep or not dot or not root or not name:
+            raise SpecError(f"--corpus-option {item!r}: expected ROOT.KEY=VALUE, e.g. mtat.allow_partial=true")
+        options.setdefault(root, {})[name] = value
+    return options
+
+
+def with_options(inputs: list[CorpusInput], options: dict[str, dict]) -> list[CorpusInput]:
+    """Attach adapter options by root name; options for a plain folder or an unknown root are an error."""
+    from dataclasses import replace
+
+    by_name = {i.root_name: i for i in inputs}
+    for root in options:
+        if root not in by_name or not by_name[root].adapter:
+            raise SpecError(f"corpus options for {root!r}: no corpus adapter root of that name "
+                            f"(adapter roots: {', '.join(sorted(n for n, i in by_name.items() if i.adapter)) or 'none'})")
+    from .adapters import get_adapter, parse_options
+
+    result = []
+    for item in inputs:
+        given = options.get(item.root_name, {})
+        if item.adapter:
+            parse_options(get_adapter(item.adapter), given)   # fail early, naming the option
+        merged = dict(item.options) | given
+        result.append(replace(item, options=tuple(sorted(merged.items()))) if given else item)
+    return result
 
 
 def _unique(base: str, inputs: list[CorpusInput]) -> str:

@@ -23,11 +23,19 @@ def atomic_path(target: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes private files; outputs get the usual permissions (0666 less umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:

@@ -12,6 +12,10 @@ scanned folder say more than file names can:
 Without them: clean tags come from the first sub-folder name, noise categories from the
 first sub-folder name when no category is given, and the group (the unit that never
 straddles splits) is the file's folder, or the file itself when it sits at the top.
+
+A public corpus in its published layout is read by a named adapter instead
+(:mod:`noisemix.adapters`): the adapter lists the files and their metadata, and the
+rest (checks, hashing, caching, duplicate detection) is the same as for a folder.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class CorpusInput:
     role: str
     category: str = ""      # noise: fixed category; '' = first sub-folder name
     subdir: str = ""
+    adapter: str = ""       # name in noisemix.adapters.ADAPTERS; '' = plain folder scan
+    options: tuple = ()     # adapter options as sorted (name, value) pairs
 
     @property
     def folder(self) -> Path:
@@ -74,7 +80,8 @@ def scan(inputs: list[CorpusInput], on_error: str = "fail", workers: int = 1,
     for item in inputs:
         if not item.folder.is_dir():
             raise NoisemixError(f"{item.folder}: {item.role} folder not found")
-        listing = _listing(item)
+        listing, listing_notes = _listing(item)
+        notes += listing_notes
         if listing.empty:
             raise NoisemixError(f"{item.folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
         details, bad = _file_details(item, listing["_rel"].tolist(), workers, progress, use_cache)
@@ -89,8 +96,13 @@ def scan(inputs: list[CorpusInput], on_error: str = "fail", workers: int = 1,
     return ScanResult(sources, problems, notes)
 
 
-def _listing(item: CorpusInput) -> pd.DataFrame:
-    """Audio files below the folder with their role, category, tags, group and split."""
+def _files_and_metadata(item: CorpusInput) -> tuple[list[str], dict[str, dict], list[str]]:
+    """Relative audio paths, their metadata and notes: from the adapter, else folder + metadata file."""
+    if item.adapter:
+        from .adapters import get_adapter
+
+        listing = get_adapter(item.adapter, item.role).listing(item.folder, dict(item.options))
+        return listing.files, listing.meta, listing.notes
     folder = item.folder
     files = []
     for dirpath, dirnames, filenames in os.walk(folder):
@@ -98,7 +110,13 @@ def _listing(item: CorpusInput) -> pd.DataFrame:
         for name in sorted(filenames):
             if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith("."):
                 files.append(Path(dirpath, name).relative_to(folder).as_posix())
-    meta = _metadata(item)
+    return files, _metadata(item), []
+
+
+def _listing(item: CorpusInput) -> tuple[pd.DataFrame, list[str]]:
+    """Audio files below the folder with their role, category, tags, group and split; notes."""
+    folder = item.folder
+    files, meta, notes = _files_and_metadata(item)
     rows = []
     for rel in sorted(files):
         info = meta.get(rel, {})
@@ -124,7 +142,7 @@ def _listing(item: CorpusInput) -> pd.DataFrame:
         bad_split = ~listing[S.SPLIT].isin(("",) + S.SPLITS)
         if bad_split.any():
             raise NoisemixError(f"{folder}: split {listing[S.SPLIT][bad_split].iloc[0]!r} in metadata is not one of {', '.join(S.SPLITS)}")
-    return listing
+    return listing, notes
 
 
 def _metadata(item: CorpusInput) -> dict[str, dict]:

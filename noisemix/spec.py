@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from . import schema as S
 from .errors import SpecError
 from .transforms import TransformSpec
 
-__all__ = ["SnrSpec", "BuildSpec", "parse_snr", "DEFAULT_SAMPLE_RATE", "DEFAULT_SEGMENT"]
+__all__ = ["SnrSpec", "BuildSpec", "parse_snr", "SPLIT_OPTIONS", "DEFAULT_SAMPLE_RATE", "DEFAULT_SEGMENT"]
 
 DEFAULT_SAMPLE_RATE = 22050
 DEFAULT_SEGMENT = 59049  # CLMR SampleCNN input: 3**10 samples
 SNR_LIMIT_DB = 100.0
+# Options a split may set for itself (e.g. train: random -5:20; test: the balanced grid).
+SPLIT_OPTIONS = ("design", "snr", "snr_by_category", "mixtures_per_segment", "category_weights")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class BuildSpec:
     max_redraws: int = 20
     noise_transforms: tuple = ()                  # TransformSpec, applied to the noise segment
     mixture_transforms: tuple = ()                # TransformSpec, applied to the summed mixture
+    splits: dict = field(default_factory=dict)    # split -> {option in SPLIT_OPTIONS: value} overrides
 
     def __post_init__(self):
         _require(self.sample_rate >= 1000, "sample_rate", "at least 1000 Hz")
@@ -123,9 +126,22 @@ class BuildSpec:
         if self.design == "grid":
             for category in S.CATEGORIES:
                 _require(self.snr_for(category).is_grid, "snr", "a list of levels (e.g. -5:20:5) with --design grid")
+        for split, options in self.splits.items():
+            _require(split in S.SPLITS, "splits", f"keyed by {', '.join(S.SPLITS)} (got {split!r})")
+            unknown = sorted(set(options) - set(SPLIT_OPTIONS))
+            _require(not unknown, f"splits.{split}", f"made of {', '.join(SPLIT_OPTIONS)} (unknown: {', '.join(unknown)})")
+            try:
+                self.for_split(split)
+            except SpecError as exc:
+                raise SpecError(f"splits.{split}.{exc}") from None
 
     def snr_for(self, category: str) -> SnrSpec:
         return self.snr_by_category.get(category, self.snr)
+
+    def for_split(self, split: str) -> "BuildSpec":
+        """The spec that plans the mixtures of ``split`` (this one with the split's overrides)."""
+        options = self.splits.get(split)
+        return replace(self, splits={}, **options) if options else self
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -134,6 +150,10 @@ class BuildSpec:
         data["split_fractions"] = list(self.split_fractions)
         data["noise_transforms"] = [t.to_dict() for t in self.noise_transforms]
         data["mixture_transforms"] = [t.to_dict() for t in self.mixture_transforms]
+        # Absent when unused, so manifests of builds without per-split options are unchanged.
+        data.pop("splits")
+        if self.splits:
+            data["splits"] = {split: _split_dict(options) for split, options in sorted(self.splits.items())}
         return data
 
     @classmethod
@@ -141,6 +161,7 @@ class BuildSpec:
         data = dict(data)
         data["snr"] = parse_snr(data.get("snr", "-5:20"))
         data["snr_by_category"] = {k: parse_snr(v) for k, v in data.get("snr_by_category", {}).items()}
+        data["splits"] = {split: _split_from_dict(options) for split, options in data.get("splits", {}).items()}
         data["split_fractions"] = tuple(data.get("split_fractions", (0.8, 0.1, 0.1)))
         for key in ("noise_transforms", "mixture_transforms"):
             data[key] = tuple(TransformSpec(t["name"], t.get("init", {})) for t in data.get(key, []))
@@ -148,6 +169,24 @@ class BuildSpec:
         if unknown:
             raise SpecError(f"unknown build option(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _split_dict(options: dict) -> dict:
+    data = dict(options)
+    if "snr" in data:
+        data["snr"] = data["snr"].text()
+    if "snr_by_category" in data:
+        data["snr_by_category"] = {k: v.text() for k, v in sorted(data["snr_by_category"].items())}
+    return dict(sorted(data.items()))
+
+
+def _split_from_dict(data: dict) -> dict:
+    options = dict(data)
+    if "snr" in options:
+        options["snr"] = parse_snr(options["snr"])
+    if "snr_by_category" in options:
+        options["snr_by_category"] = {k: parse_snr(v) for k, v in options["snr_by_category"].items()}
+    return options
 
 
 def _require(ok: bool, name: str, allowed: str) -> None:

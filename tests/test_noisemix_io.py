@@ -54,3 +54,13 @@ def test_a_changed_file_is_scanned_again(synthetic_corpus, tmp_path, monkeypatch
     monkeypatch.setattr(sources, "examine_file", lambda path: seen.append(path) or real(path))
     scan(inputs, progress=False)
     assert seen == [str(changed)]
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "t.parquet"
+    write_parquet(pa.table({"a": [1]}), target)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,69 @@
+"""Any corpus described by one CSV/TSV table (adapter name ``csv``).
+
+The table (default ``ROOT/index.csv`` or ``ROOT/index.tsv``) has a ``path`` column
+(relative to ROOT) and optionally ``tags`` (``;``-separated), ``group``, ``split``,
+``category`` and ``subcategory``. Unlike a folder scan, the table is the authority: only
+listed files are used, and listed files that are missing make a partial copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import NoisemixError
+from ..schema import ManifestError, check_relative_path
+from .base import Adapter, Listing, present_files
+
+__all__ = ["ADAPTER", "COLUMNS"]
+
+COLUMNS = ("path", "tags", "group", "split", "category", "subcategory")
+LAYOUT = "ROOT/index.csv (or index.tsv) with columns path[,tags,group,split,category,subcategory]"
+
+
+def _table_path(folder: Path, option: str) -> Path:
+    if option:
+        path = Path(option).expanduser()
+        return path if path.is_absolute() else folder / path
+    for name in ("index.csv", "index.tsv"):
+        if (folder / name).is_file():
+            return folder / name
+    raise NoisemixError(f"{folder}: no index.csv or index.tsv; the csv adapter expects {LAYOUT} (or option table=FILE)")
+
+
+def _listing(folder: Path, options: dict) -> Listing:
+    path = _table_path(folder, options["table"])
+    try:
+        table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise NoisemixError(f"{path}: unreadable table ({exc})") from None
+    unknown = [c for c in table.columns if c not in COLUMNS]
+    if "path" not in table.columns or unknown:
+        raise NoisemixError(f"{path}: columns must be path and any of {', '.join(COLUMNS[1:])} "
+                            f"(found: {', '.join(table.columns)})")
+    duplicated = table["path"][table["path"].duplicated()]
+    if len(duplicated):
+        raise NoisemixError(f"{path}: path {duplicated.iloc[0]!r} listed twice")
+    meta = {}
+    for record in table.to_dict("records"):
+        rel = record.pop("path").strip()
+        try:
+            check_relative_path(rel, str(path))
+        except ManifestError as exc:
+            raise NoisemixError(str(exc)) from None
+        entry = {k: v.strip() for k, v in record.items() if k != "tags" and v.strip()}
+        if options["category"] and "category" not in entry:
+            entry["category"] = options["category"]
+        if "tags" in record:
+            entry["tags"] = [t.strip() for t in record["tags"].split(";") if t.strip()]
+        meta[rel] = entry
+    present, notes = present_files(folder, list(meta), "csv", options["allow_partial"])
+    return Listing(sorted(present), {r: meta[r] for r in present}, notes)
+
+
+ADAPTER = Adapter(
+    name="csv", role="", title="corpus described by a CSV/TSV table",
+    licence="as stated by the corpus's publisher", layout=LAYOUT,
+    defaults={"table": "", "category": "", "allow_partial": False}, lister=_listing,
+)
