@@ -27,8 +27,10 @@ demo: demo-deps
 	bash scripts/demo.sh $(VENV) $(OUT)
 
 bench: venv
-	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_render.py --clips 400
 	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_dat_loader.py
+	$(PY) benchmarks/bench_dat_step.py
 
 clean:
 	rm -rf $(VENV) out

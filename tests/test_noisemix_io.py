@@ -4,6 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from noisemix import schema as S
 from noisemix import sources
 from noisemix.io import write_parquet
 from noisemix.sources import CorpusInput, scan
@@ -64,3 +65,20 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("fmt, subtype, suffix", [("OGG", "VORBIS", ".ogg"), ("MP3", "MPEG_LAYER_III", ".mp3"),
+                                                  ("FLAC", "PCM_24", ".flac"), ("WAV", "FLOAT", ".wav")])
+def test_every_soundfile_format_scans(tmp_path, fmt, subtype, suffix):
+    import numpy as np
+    import soundfile as sf
+
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    rate = 44100
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
+    sf.write(folder / f"tone{suffix}", np.stack([tone, tone], axis=1), rate, format=fmt, subtype=subtype)
+    result = scan([CorpusInput("n", folder, "noise", category="music")], progress=False, use_cache=False)
+    row = result.sources.iloc[0]
+    assert row[S.CHANNELS] == 2 and row[S.SOURCE_SAMPLE_RATE] == rate
+    assert abs(row[S.DURATION_S] - 1.0) < 0.06
