@@ -35,7 +35,7 @@ echo "== 5/6 statistics"
 
 if [ -x scripts/demo_dat.sh ]; then
   echo "== 6/6 DAT: four methods on the demo benchmark (CPU configuration)"
-  DEMO_CORPUS="$corpus" bash scripts/demo_dat.sh "$venv" "$out/runs"
+  DEMO_CORPUS="$corpus" bash scripts/demo_dat.sh "$venv" "$out/dat"
 fi
 
 echo
@@ -44,3 +44,6 @@ echo "manifest:        $out/manifest"
 echo "rendered test:   $out/audio (renders.parquet: sha256, measured SNR, peak, loudness)"
 echo "SNR histogram:   $out/snr_hist.png"
 echo "counts:          $out/counts.csv"
+if [ -x scripts/demo_dat.sh ]; then
+  echo "DAT runs:        $out/dat (robustness table: $out/dat/robustness.md, plot: $out/dat/auc_vs_snr.png)"
+fi
