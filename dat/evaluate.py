@@ -183,8 +183,15 @@ def read_metrics(run_dir: Path) -> dict:
     path = Path(run_dir) / "eval" / "metrics.json"
     if not path.is_file():
         raise DatError(f"{path}: not found; run `dat evaluate {run_dir} --manifest M` first")
-    metrics = json.loads(path.read_text())
-    return _nan(metrics)
+    metrics = _nan(json.loads(path.read_text()))
+    # JSON objects come back in text order (-5, 0, 10, 15, 20, 5); tables and plots need numbers.
+    metrics["by_snr"] = _by_level(metrics.get("by_snr", {}))
+    metrics["by_category_snr"] = {c: _by_level(d) for c, d in metrics.get("by_category_snr", {}).items()}
+    return metrics
+
+
+def _by_level(scores: dict) -> dict:
+    return dict(sorted(scores.items(), key=lambda item: float(item[0])))
 
 
 def _nan(value):

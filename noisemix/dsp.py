@@ -40,11 +40,14 @@ def power(x: np.ndarray) -> float:
 
 
 def measured_power(x: np.ndarray) -> float:
-    """Mean power for measurements (a BLAS float32 dot: ~1e-6 relative error, 1e-5 dB)."""
+    """Mean power for measurements: numpy's pairwise float32 sum (~1e-6 relative, 1e-5 dB).
+
+    No BLAS: its threads spin against render workers on small machines.
+    """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32)
-    return float(np.dot(x, x)) / x.size if x.size else 0.0
+    return float(np.square(x).sum()) / x.size if x.size else 0.0
 
 
 def power_db(p) -> np.ndarray:

@@ -52,6 +52,10 @@ for seed in $seeds; do
     run="$out/runs/seed$seed/$method"
     runs+=("$run")
     echo "== seed $seed: training $method -> $run"
+    if [ -f "$run/eval-grid/metrics.json" ]; then
+      echo "   already trained and evaluated; skipped"
+      continue
+    fi
     start=$(date +%s)
     if [ -f "$run/last.pt" ]; then
       "$dat" train -m "$train_manifest" --out "$run" --resume "${root[@]}"
@@ -75,7 +79,7 @@ for seed in $seeds; do
     OMP_NUM_THREADS=$threads "$dat" evaluate "${runs[@]}" -m "$manifest" "${root[@]}" \
       --out "$out/compare/seed$seed-$name" > "$out/compare-seed$seed-$name.log" 2>&1 \
       || { cat "$out/compare-seed$seed-$name.log" >&2; exit 1; }
-    grep -- '-> ' "$out/compare-seed$seed-$name.log" || true
+    tr '\r' '\n' < "$out/compare-seed$seed-$name.log" | grep -- ' -> ' || true
     for run in "${runs[@]}"; do
       rm -rf "$run/eval-$name"
       mv "$run/eval" "$run/eval-$name"
@@ -99,15 +103,20 @@ def load(seed, method, name):
     return json.loads((out / "runs" / f"seed{seed}" / method / f"eval-{name}" / "metrics.json").read_text())
 
 
+def by_level(d):
+    """SNR-keyed items in numeric order (metrics.json stores keys sorted as strings)."""
+    return sorted(d.items(), key=lambda item: float(item[0]))
+
+
 def rows(demo, grid):
     """(condition, {roc_auc, pr_auc}) in table order."""
     out_rows = [("clean (demo test clips)", demo.get("clean")),
                 ("noisy, demo test (random SNR -5..20 dB)", demo.get("noisy")),
                 ("noisy, grid (all)", grid.get("noisy"))]
-    out_rows += [(f"grid: {c}", s) for c, s in grid["by_category"].items()]
-    out_rows += [(f"grid: SNR {float(lv):+.0f} dB", s) for lv, s in grid["by_snr"].items()]
+    out_rows += [(f"grid: {c}", s) for c, s in sorted(grid["by_category"].items())]
+    out_rows += [(f"grid: SNR {float(lv):+.0f} dB", s) for lv, s in by_level(grid["by_snr"])]
     out_rows += [(f"grid: {c} @ {float(lv):+.0f} dB", s)
-                 for c, d in grid["by_category_snr"].items() for lv, s in d.items()]
+                 for c, d in sorted(grid["by_category_snr"].items()) for lv, s in by_level(d)]
     return out_rows
 
 
@@ -137,7 +146,7 @@ def table(columns):
 
 def mean_over(seed_list, method):
     arr = np.array([[(r, p) for _, r, p in data[s, method]] for s in seed_list])
-    return [tuple(x) for x in np.nanmean(arr, axis=0)]
+    return [tuple(x) for x in np.mean(arr, axis=0)]
 
 
 parts = [f"# DAT robustness on the demo benchmark\n",
@@ -156,9 +165,9 @@ plots = []
 for method in methods:
     ms = [(load(s, method, "demo"), load(s, method, "grid")) for s in seeds]
     cats = ms[0][1]["by_category_snr"]
-    by = {c: {lv: {k: float(np.nanmean([value(g["by_category_snr"][c][lv], k) for _, g in ms]))
-                   for k in ("roc_auc", "pr_auc")} for lv in cats[c]} for c in cats}
-    clean = {k: float(np.nanmean([value(d.get("clean"), k) for d, _ in ms])) for k in ("roc_auc", "pr_auc")}
+    by = {c: {lv: {k: float(np.mean([value(g["by_category_snr"][c][lv], k) for _, g in ms]))
+                   for k in ("roc_auc", "pr_auc")} for lv, _ in by_level(cats[c])} for c in cats}
+    clean = {k: float(np.mean([value(d.get("clean"), k) for d, _ in ms])) for k in ("roc_auc", "pr_auc")}
     plots.append({"method": method, "seed": "+".join(seeds), "by_category_snr": by, "clean": clean})
 plot_auc_vs_snr(plots, out / "auc_vs_snr.png")
 print((out / "robustness.md").read_text())
