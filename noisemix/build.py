@@ -181,8 +181,7 @@ def _fill_unaligned(segments, sources, roots, audio, spec):
     power = segments["power"].to_numpy().copy()
     for i in np.flatnonzero(np.isnan(power)):
         row = segments.iloc[i]
-        source = sources.iloc[int(row["position"])]
-        samples = audio.get(resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256])
+        samples = _source_audio(sources, row["position"], roots, audio)
         power[i] = dsp.power(samples[int(row["offset"]):int(row["offset"] + row["length"])])
     return power
 
@@ -298,8 +297,7 @@ def _draw_noise(rows, pending, codes, pools, index, spec, attempt, roots, audio,
 
 
 def _noise_samples(sources, position, offset, length, looped, roots, audio, spec) -> np.ndarray:
-    source = sources.iloc[position]
-    samples = audio.get(resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256])
+    samples = _source_audio(sources, position, roots, audio)
     crossfade = dsp.crossfade_length(samples.size, spec.sample_rate, spec.crossfade_s)
     return noise_segment(samples, offset, length, looped, crossfade)
 
@@ -326,7 +324,7 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> pd.DataFrame:
             noise = transforms.apply(noise_tf[i], noise, spec.sample_rate)
             noise_power[i], noise_peak[i] = dsp.power(noise), float(np.max(np.abs(noise)))
             if spec.snr_definition == "lufs":
-                clean = audio.get(*_clean_path(sources, clean_pos[i], roots))[clean_off[i]:clean_off[i] + length[i]]
+                clean = _source_audio(sources, clean_pos[i], roots, audio)[clean_off[i]:clean_off[i] + length[i]]
                 clean_power[i], noise_power[i] = _loudness_as_power(clean, noise, spec.sample_rate, r["clean_id"])
     noise_gain = dsp.noise_gain_for_snr(clean_power, noise_power, rows["snr"].to_numpy())
     clean_gain = np.ones(len(rows))
@@ -354,9 +352,10 @@ def _stable(gains: np.ndarray) -> np.ndarray:
     return np.round(gains * scale) / scale
 
 
-def _clean_path(sources, position, roots):
+def _source_audio(sources, position, roots, audio: DecodedCache) -> np.ndarray:
+    """Decoded audio (at the build's rate) of the source in row ``position`` of ``sources``."""
     source = sources.iloc[int(position)]
-    return resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256]
+    return audio.get(resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256])
 
 
 def _loudness_as_power(clean, noise, sample_rate, clean_id) -> tuple[float, float]:

@@ -38,7 +38,7 @@ def scan(
     from . import schema as S
 
     result = scan_inputs(corpus_inputs(clean, noise, corpus_option), on_error=_on_error(on_error), workers=workers)
-    write_parquet(frame_to_table(result.sources.assign(**{S.SPLIT: result.sources[S.SPLIT]}), S.SOURCES_SCHEMA), out)
+    write_parquet(frame_to_table(result.sources, S.SOURCES_SCHEMA), out)
     for line in result.notes + [f"skipped {p}" for p in result.problems]:
         typer.echo(line)
     typer.echo(f"{len(result.sources)} sources -> {out}")

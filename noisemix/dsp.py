@@ -16,6 +16,8 @@ Neither is defined when a segment is (near) silent; such segments are never mixe
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = [
@@ -131,9 +133,7 @@ def loudness_lufs(x: np.ndarray, sample_rate: int) -> float:
     x = np.asarray(x, dtype=np.float64)
     if x.size < int(0.4 * sample_rate) + 1:
         return float("-inf")
-    with np.errstate(divide="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))
+    # pyloudnorm warns (and divides by zero) on silence; -inf is the answer we want then.
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))

@@ -81,7 +81,8 @@ def compute_index(audio: np.ndarray, block: int) -> tuple[int, np.ndarray, np.nd
     frames = audio.size
     padded = np.zeros(-(-frames // block) * block, dtype=np.float64)
     padded[:frames] = audio
-    energy = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->i", *(padded.reshape(-1, block),) * 2))])
+    blocks = padded.reshape(-1, block)
+    energy = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->i", blocks, blocks))])
     group = block * PEAK_GROUP
     padded_peak = np.zeros(-(-frames // group) * group, dtype=np.float32)
     padded_peak[:frames] = np.abs(audio)

@@ -48,22 +48,27 @@ class Mixer:
 
     def clean(self, row) -> np.ndarray:
         """The unscaled clean segment of ``row``."""
-        audio = self.source(row[S.CLEAN_SOURCE_ID])
-        start, length = int(row[S.CLEAN_OFFSET]), int(row[S.NUM_OUTPUT_FRAMES])
-        segment = audio[start:start + length]
+        return self._clean_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
+
+    def noise(self, row) -> np.ndarray | None:
+        """The unscaled noise segment of ``row`` with its transforms; None for clean rows."""
+        segment = self._noise_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
+        return None if segment is None else transforms.apply(row[S.NOISE_TRANSFORMS], segment, self.sample_rate)
+
+    def _clean_window(self, row, start: int, length: int) -> np.ndarray:
+        offset = int(row[S.CLEAN_OFFSET]) + start
+        segment = self.source(row[S.CLEAN_SOURCE_ID])[offset:offset + length]
         if segment.size != length:
             raise ValueError(f"mixture {row[S.MIXTURE_ID]}: clean segment exceeds its source")
         return segment
 
-    def noise(self, row) -> np.ndarray | None:
-        """The unscaled noise segment of ``row`` with its transforms; None for clean rows."""
+    def _noise_window(self, row, start: int, length: int) -> np.ndarray | None:
+        """Samples ``[start, start + length)`` of the unscaled, untransformed noise segment."""
         if S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
             return None
         audio = self.source(row[S.NOISE_SOURCE_ID])
         crossfade = dsp.crossfade_length(audio.size, self.sample_rate, self.crossfade_s)
-        segment = noise_segment(audio, int(row[S.NOISE_OFFSET]), int(row[S.NUM_OUTPUT_FRAMES]),
-                                bool(row[S.NOISE_LOOPED]), crossfade)
-        return transforms.apply(row[S.NOISE_TRANSFORMS], segment, self.sample_rate)
+        return noise_segment(audio, int(row[S.NOISE_OFFSET]) + start, length, bool(row[S.NOISE_LOOPED]), crossfade)
 
     def stems(self, row) -> tuple[np.ndarray, np.ndarray | None]:
         """Scaled clean and noise stems; their sum (plus mixture transforms) is the mixture."""
@@ -91,14 +96,8 @@ class Mixer:
         return np.ascontiguousarray(mixture[start:start + length], dtype=np.float32)
 
     def _mix_window(self, row, start: int, length: int) -> np.ndarray:
-        offset = int(row[S.CLEAN_OFFSET]) + start
-        clean = self.source(row[S.CLEAN_SOURCE_ID])[offset:offset + length]
-        noise = None
-        if not S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
-            audio = self.source(row[S.NOISE_SOURCE_ID])
-            crossfade = dsp.crossfade_length(audio.size, self.sample_rate, self.crossfade_s)
-            noise = noise_segment(audio, int(row[S.NOISE_OFFSET]) + start, length, bool(row[S.NOISE_LOOPED]), crossfade)
-        return dsp.mix(clean, noise, float(row[S.CLEAN_GAIN]), float(row[S.NOISE_GAIN]))
+        return dsp.mix(self._clean_window(row, start, length), self._noise_window(row, start, length),
+                       float(row[S.CLEAN_GAIN]), float(row[S.NOISE_GAIN]))
 
 
 def mix_row(manifest: Manifest, row, cache_dir: Path | None = None) -> np.ndarray:

@@ -127,3 +127,12 @@ def test_full_clip_segments(tmp_path, corpus_inputs):
     assert mixtures[S.NUM_OUTPUT_FRAMES].nunique() > 1
     for _, row in mixtures[mixtures[S.NOISE_SOURCE_ID] != ""].iterrows():
         assert dsp.snr_db(*mixer.stems(row)) == pytest.approx(row[S.SNR_DB], abs=0.01)
+
+
+def test_category_weights_steer_the_draw(tmp_path, corpus_inputs):
+    spec = BuildSpec(category_weights={"speech": 4.0, "environmental": 1.0, "music": 0.0}, mixtures_per_segment=4,
+                     clean_references=False)
+    build_manifest(corpus_inputs, spec, tmp_path / "w", progress=False)
+    counts = load_manifest(tmp_path / "w").mixtures[S.NOISE_CATEGORY].value_counts()
+    assert "music" not in counts
+    assert counts["speech"] > 2 * counts["environmental"]
