@@ -1,54 +1,127 @@
 """Render throughput: noisemix vs audiomentations AddBackgroundNoise vs a plain numpy loop.
 
-Same files (10 s, 22.05 kHz mono WAV clips and 10 s noise WAVs), same SNR range, 16-bit
-WAV output, one run. Prints wall and CPU ms per clip and ratios. CPU time (this process
-plus its worker processes) is what the ratios use: on a shared machine it is far less
-disturbed by other jobs than wall time.
+Same files (10 s, 22.05 kHz mono WAV clips; 10 s noise WAVs at ``--noise-rate``), same
+SNR range, 16-bit WAV output, one run. Every measurement runs in a fresh Python process
+(imports and set-up not timed), the methods take turns, and each is repeated
+``--repeats`` times; the median is reported. CPU time (the process plus its render
+workers) is what the per-core ratios use; wall time gives the worker speed-up.
 
-    python benchmarks/bench_render.py [--clips 120]
+With ``--noise-rate 16000`` (MUSAN's rate) every method must resample the noise to
+22.05 kHz: audiomentations and the plain loop do it per mixture, noisemix once per file.
+
+    python benchmarks/bench_render.py [--clips 400] [--repeats 3] [--noise-rate 22050]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 RATE = 22050
+CLIP_S = 10
+METHODS = {
+    "plain": "plain numpy loop",
+    "audiomentations": "audiomentations AddBackgroundNoise",
+    "noisemix-1": "noisemix render --workers 1",
+    "noisemix-2": "noisemix render --workers 2",
+}
 
 
-def make_files(folder: Path, clips: int) -> tuple[list[Path], list[Path]]:
+def make_files(folder: Path, clips: int, noise_rate: int) -> None:
     gen = np.random.default_rng(0)
-    clean, noise = [], []
+    t = np.arange(CLIP_S * RATE) / RATE
     for i in range(clips):
-        t = np.arange(10 * RATE) / RATE
         path = folder / "clean" / f"c{i:04d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, 0.3 * np.sin(2 * np.pi * gen.uniform(100, 1000) * t), RATE, subtype="PCM_16")
-        clean.append(path)
     for j in range(max(clips // 4, 6)):
         path = folder / "noise" / "environmental" / f"g{j:03d}" / "n.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, 0.2 * gen.standard_normal(10 * RATE).clip(-4, 4) / 4, RATE, subtype="PCM_16")
-        noise.append(path)
-    return clean, noise
+        sf.write(path, 0.2 * gen.standard_normal(CLIP_S * noise_rate).clip(-4, 4) / 4, noise_rate, subtype="PCM_16")
 
 
-class Timer:
-    """Wall and CPU seconds (own + finished child processes) of a block."""
+def clean_files(folder: Path) -> list[Path]:
+    return sorted((folder / "clean").glob("*.wav"))
 
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), _cpu()
-        return self
 
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu() - self.cpu
+def noise_files(folder: Path) -> list[Path]:
+    return sorted((folder / "noise").rglob("*.wav"))
+
+
+def plain_numpy(folder: Path, out: Path) -> None:
+    """What a user writes by hand: read, resample if needed, scale to the SNR, guard, write."""
+    import soxr
+
+    gen = np.random.default_rng(1)
+    noise = noise_files(folder)
+    for i, path in enumerate(clean_files(folder)):
+        c, _ = sf.read(path, dtype="float32")
+        n, rate = sf.read(noise[i % len(noise)], dtype="float32")
+        if rate != RATE:
+            n = soxr.resample(n, rate, RATE)
+        n = n[: c.size]
+        snr = gen.uniform(-5, 20)
+        gain = np.sqrt(np.mean(c**2) / (np.mean(n**2) * 10 ** (snr / 10)))
+        mix = c + gain * n
+        mix /= max(1.0, np.max(np.abs(mix)) / 0.999)
+        sf.write(out / f"{i}.wav", mix, RATE, subtype="PCM_16")
+
+
+def audiomentations_loop(folder: Path, out: Path) -> None:
+    from audiomentations import AddBackgroundNoise
+
+    warnings.simplefilter("ignore")  # its "had to be resampled" warning, once per mixture
+    transform = AddBackgroundNoise(sounds_path=[str(p) for p in noise_files(folder)],
+                                   min_snr_db=-5, max_snr_db=20, p=1.0)
+    for i, path in enumerate(clean_files(folder)):
+        c, _ = sf.read(path, dtype="float32")
+        sf.write(out / f"{i}.wav", transform(c, RATE), RATE, subtype="PCM_16")
+
+
+def noisemix_render(folder: Path, out: Path, workers: int) -> None:
+    from noisemix.render import render_manifest
+
+    render_manifest(folder / "manifest", out, fmt="wav", workers=workers, loudness=False, progress=False)
+
+
+def build_noisemix_manifest(folder: Path) -> None:
+    from noisemix.build import build_manifest
+    from noisemix.sources import CorpusInput
+    from noisemix.spec import BuildSpec
+
+    inputs = [CorpusInput("clean", folder / "clean", "clean"), CorpusInput("noise", folder / "noise", "noise")]
+    build_manifest(inputs, BuildSpec(segment_frames=None, clean_references=False, split_fractions=(1.0, 0.0, 0.0)),
+                   folder / "manifest", progress=False)
+
+
+def measure(method: str, folder: Path, out: Path) -> dict:
+    """Run one method in this (fresh) process; wall and CPU seconds, workers included."""
+    import noisemix.render  # noqa: F401  (imports are not what is measured)
+    import audiomentations  # noqa: F401
+    import soxr  # noqa: F401
+
+    out.mkdir(parents=True)
+    run = {
+        "plain": lambda: plain_numpy(folder, out),
+        "audiomentations": lambda: audiomentations_loop(folder, out),
+        "noisemix-1": lambda: noisemix_render(folder, out, 1),
+        "noisemix-2": lambda: noisemix_render(folder, out, 2),
+    }[method]
+    wall, cpu = time.perf_counter(), _cpu()
+    run()
+    return {"wall": time.perf_counter() - wall, "cpu": _cpu() - cpu}
 
 
 def _cpu() -> float:
@@ -56,76 +129,50 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def plain_numpy(clean, noise, out: Path) -> Timer:
-    gen = np.random.default_rng(1)
-    out.mkdir(parents=True, exist_ok=True)
-    with Timer() as timer:
-        for i, path in enumerate(clean):
-            c, _ = sf.read(path, dtype="float32")
-            n, _ = sf.read(noise[i % len(noise)], dtype="float32")
-            snr = gen.uniform(-5, 20)
-            gain = np.sqrt(np.mean(c**2) / (np.mean(n**2) * 10 ** (snr / 10)))
-            mix = c + gain * n[: c.size]
-            mix /= max(1.0, np.max(np.abs(mix)) / 0.999)
-            sf.write(out / f"{i}.wav", mix, RATE, subtype="PCM_16")
-    return timer
-
-
-def audiomentations_loop(clean, noise, out: Path) -> Timer:
-    from audiomentations import AddBackgroundNoise
-
-    transform = AddBackgroundNoise(sounds_path=[str(p) for p in noise], min_snr_db=-5, max_snr_db=20, p=1.0)
-    out.mkdir(parents=True, exist_ok=True)
-    with Timer() as timer:
-        for i, path in enumerate(clean):
-            c, _ = sf.read(path, dtype="float32")
-            sf.write(out / f"{i}.wav", transform(c, RATE), RATE, subtype="PCM_16")
-    return timer
-
-
-def noisemix_render(folder: Path, workers: int, out: Path) -> Timer:
-    from noisemix.build import build_manifest
-    from noisemix.render import render_manifest
-    from noisemix.sources import CorpusInput
-    from noisemix.spec import BuildSpec
-
-    manifest = folder / "manifest"
-    if not manifest.exists():
-        inputs = [CorpusInput("clean", folder / "clean", "clean"), CorpusInput("noise", folder / "noise", "noise")]
-        build_manifest(inputs, BuildSpec(segment_frames=None, clean_references=False,
-                                         split_fractions=(1.0, 0.0, 0.0)), manifest, progress=False)
-    with Timer() as timer:
-        render_manifest(manifest, out, fmt="wav", workers=workers, loudness=False, progress=False)
-    return timer
+def run_in_fresh_process(method: str, folder: Path, out: Path) -> dict:
+    command = [sys.executable, __file__, "--measure", method, "--folder", str(folder), "--out", str(out)]
+    env = {**os.environ, "NOISEMIX_CACHE": str(out) + "-cache"}  # decoded-source cache cold for every run
+    result = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=120)
+    parser.add_argument("--clips", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--noise-rate", type=int, default=RATE, help="sample rate of the noise files (Hz)")
+    parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.folder, args.out)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        os.environ.setdefault("NOISEMIX_CACHE", str(folder / "cache"))
-        clean, noise = make_files(folder, args.clips)
-        audiomentations_loop(clean[:5], noise, folder / "warm")  # warm caches and imports
-        results = {
-            "plain numpy loop": plain_numpy(clean, noise, folder / "plain"),
-            "audiomentations AddBackgroundNoise": audiomentations_loop(clean, noise, folder / "am"),
-            "noisemix render --workers 1": noisemix_render(folder, 1, folder / "nm1"),
-            "noisemix render --workers 2": noisemix_render(folder, 2, folder / "nm2"),
-        }
-    print(f"{args.clips} clips of 10 s, 22.05 kHz mono, 16-bit WAV out (noisemix: decoded-source cache cold,")
-    print("sha256 + measured SNR + peak of every file, journal; loudness off)")
+        os.environ["NOISEMIX_CACHE"] = str(folder / "build-cache")
+        make_files(folder, args.clips, args.noise_rate)
+        build_noisemix_manifest(folder)
+        runs: dict[str, list[dict]] = {method: [] for method in METHODS}
+        for repeat in range(args.repeats):
+            for method in METHODS:
+                runs[method].append(run_in_fresh_process(method, folder, folder / f"{method}-{repeat}"))
+    report(runs, args)
+
+
+def report(runs: dict[str, list[dict]], args) -> None:
+    wall = {m: statistics.median(r["wall"] for r in rs) for m, rs in runs.items()}
+    cpu = {m: statistics.median(r["cpu"] for r in rs) for m, rs in runs.items()}
+    print(f"{args.clips} clips of {CLIP_S} s, 22.05 kHz mono, noise at {args.noise_rate} Hz, 16-bit WAV out; "
+          f"median of {args.repeats} fresh-process runs")
+    print("(noisemix: decoded-source cache cold, sha256 + measured SNR + peak of every file, journal; loudness off)")
     print(f"  {'':38s} {'wall ms/clip':>12s} {'CPU ms/clip':>12s}")
-    for name, timer in results.items():
-        print(f"  {name:38s} {1000 * timer.wall / args.clips:12.2f} {1000 * timer.cpu / args.clips:12.2f}")
-    cpu = {name: timer.cpu for name, timer in results.items()}
-    ours = cpu["noisemix render --workers 1"]
-    print(f"CPU time, audiomentations / noisemix (1 worker): {cpu['audiomentations AddBackgroundNoise'] / ours:.2f}x")
-    print(f"CPU time, noisemix (1 worker) / plain numpy:     {ours / cpu['plain numpy loop']:.2f}x")
-    walls = {name: timer.wall for name, timer in results.items()}
-    print(f"wall-time speed-up, 2 workers vs 1:              "
-          f"{walls['noisemix render --workers 1'] / walls['noisemix render --workers 2']:.2f}x (on {os.cpu_count()} cores)")
+    for method, name in METHODS.items():
+        print(f"  {name:38s} {1000 * wall[method] / args.clips:12.2f} {1000 * cpu[method] / args.clips:12.2f}")
+    print(f"CPU time, audiomentations / noisemix (1 worker): {cpu['audiomentations'] / cpu['noisemix-1']:.2f}x")
+    print(f"CPU time, noisemix (1 worker) / plain numpy:     {cpu['noisemix-1'] / cpu['plain']:.2f}x")
+    print(f"wall-time speed-up, 2 workers vs 1:              {wall['noisemix-1'] / wall['noisemix-2']:.2f}x "
+          f"(on {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

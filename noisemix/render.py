@@ -8,6 +8,7 @@ manifest is ``i`` modulo ``n``; any scheduler can run the shards anywhere.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ import soundfile as sf
 from . import dsp, transforms
 from . import schema as S
 from .errors import NoisemixError
-from .io import atomic_path, write_parquet
+from .io import write_bytes, write_parquet
 from .manifest import frame_to_table, load_manifest
 from .mix import Mixer
 
@@ -65,16 +66,20 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     rows = manifest.mixtures.iloc[shard[0]::shard[1]]
     if split is not None:
         rows = rows[rows[S.SPLIT] == split]
-    todo = [i for i, mid in zip(rows.index, rows[S.MIXTURE_ID]) if mid not in done]
+    needed = {"mixture", "clean"} if stems else {"mixture"}
+    finished = [mid in done and needed <= {r[S.STEM] for r in done[mid]} for mid in rows[S.MIXTURE_ID]]
+    tasks = _tasks_by_source(rows[~np.array(finished, dtype=bool)])
+    for name in rows[S.SPLIT].unique():
+        (out / name).mkdir(exist_ok=True)
     job = _Job(str(manifest.directory), {k: str(v) for k, v in manifest.roots.items()}, str(out), stems, fmt, loudness,
                str(cache_dir) if cache_dir else None)
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="render", unit="mix", disable=not progress)
+    _reuse_freed_memory()
+    bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, tasks)), desc="render", unit="mix", disable=not progress)
     with open(journal, "a", encoding="utf-8") as log:
-        for records in _run(job, todo, workers):
-            for record in records:
-                log.write(json.dumps(record) + "\n")
-                done.setdefault(record[S.MIXTURE_ID], []).append(record)
+        for records in _run(job, tasks, workers):
+            log.writelines(json.dumps(record) + "\n" for record in records)
             log.flush()
+            done[records[0][S.MIXTURE_ID]] = records
             bar.update()
     bar.close()
     order = {mid: i for i, mid in enumerate(rows[S.MIXTURE_ID])}
@@ -113,19 +118,40 @@ _WORKER_JOB: _Job | None = None
 def _init_worker(job: _Job) -> None:
     global _WORKER_JOB
     _WORKER_JOB = job
+    _reuse_freed_memory()
 
 
-def _render_in_worker(position: int) -> list[dict]:
-    return render_row(_WORKER_JOB, position)
+def _reuse_freed_memory() -> None:
+    """Let glibc's malloc keep freed clip-sized buffers instead of unmapping them.
+
+    Each clip allocates and frees several arrays of about 1 MB. By default glibc maps and
+    unmaps them every time, and the next clip page-faults them back in: that took a third of
+    a render's CPU time on 2 cores (see benchmarks/bench_render.py). Other C libraries
+    are left as they are.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value on 64-bit
+    mallopt(m_trim_threshold, 128 << 20)
 
 
-def _run(job: _Job, positions: list[int], workers: int):
-    if workers <= 1 or len(positions) <= 1:
-        for position in positions:
-            yield render_row(job, position)
+def _render_in_worker(positions: list[int]) -> list[list[dict]]:
+    return [render_row(_WORKER_JOB, position) for position in positions]
+
+
+def _run(job: _Job, tasks: list[list[int]], workers: int):
+    """Records of each rendered row, in task order."""
+    if workers <= 1 or len(tasks) <= 1:
+        for positions in tasks:
+            for position in positions:
+                yield render_row(job, position)
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as pool:
-        yield from pool.map(_render_in_worker, positions, chunksize=8)
+        for results in pool.map(_render_in_worker, tasks):
+            yield from results
 
 
 def render_row(job: _Job, position: int) -> list[dict]:
@@ -178,10 +204,27 @@ def _write_audio(path: Path, pcm: np.ndarray, rate: int, fmt: str) -> str:
     buffer = io.BytesIO()
     sf.write(buffer, pcm, rate, subtype="PCM_16", format=FORMATS[fmt])
     data = buffer.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
+    write_bytes(data, path)
     return hashlib.sha256(data).hexdigest()
+
+
+def _tasks_by_source(rows: pd.DataFrame, min_size: int = 8, max_size: int = 64) -> list[list[int]]:
+    """Row positions in worker tasks that keep each noise source's mixtures together.
+
+    Noise recordings (minutes long in MUSAN) are shared by many mixtures: rendering each
+    one's mixtures in one task decodes it once, instead of once per worker, or once per
+    mixture when it falls out of the decoded-audio cache. Outputs do not depend on this.
+    """
+    ordered = rows[[S.NOISE_SOURCE_ID, S.CLEAN_SOURCE_ID]].astype(str).sort_values(
+        [S.NOISE_SOURCE_ID, S.CLEAN_SOURCE_ID], kind="stable")
+    tasks: list[list[int]] = []
+    previous = None
+    for position, noise in zip(ordered.index, ordered[S.NOISE_SOURCE_ID]):
+        if not tasks or len(tasks[-1]) >= max_size or (len(tasks[-1]) >= min_size and noise != previous):
+            tasks.append([])
+        tasks[-1].append(int(position))
+        previous = noise
+    return tasks
 
 
 def _remove_temporaries(out: Path) -> None:
@@ -191,15 +234,15 @@ def _remove_temporaries(out: Path) -> None:
 
 
 def _read_journal(journal: Path, out: Path) -> dict[str, list[dict]]:
-    """Finished mixtures from an earlier run whose files are still present."""
-    done: dict[str, list[dict]] = {}
+    """Files of earlier runs that are still present: the latest record per mixture and stem."""
+    latest: dict[str, dict[str, dict]] = {}
     if not journal.is_file():
-        return done
+        return {}
     for line in journal.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # the last line of a killed run may be cut short
         if (out / record[S.OUTPUT_PATH]).is_file():
-            done.setdefault(record[S.MIXTURE_ID], []).append(record)
-    return {mid: recs for mid, recs in done.items() if len({r[S.STEM] for r in recs}) == len(recs)}
+            latest.setdefault(record[S.MIXTURE_ID], {})[record[S.STEM]] = record
+    return {mid: list(stems.values()) for mid, stems in latest.items()}

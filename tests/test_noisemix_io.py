@@ -6,7 +6,7 @@ import pytest
 
 from noisemix import schema as S
 from noisemix import sources
-from noisemix.io import write_parquet
+from noisemix.io import write_bytes, write_parquet
 from noisemix.sources import CorpusInput, scan
 
 
@@ -24,6 +24,23 @@ def test_interrupted_parquet_write_leaves_the_old_file_and_no_temporary(tmp_path
     monkeypatch.undo()
     assert pq.read_table(target).column("a").to_pylist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
+
+
+def test_interrupted_byte_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    import os
+
+    target = tmp_path / "clip.wav"
+    write_bytes(b"old", target)
+
+    def killed(source, destination):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_bytes(b"new", target)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.wav"]
 
 
 def test_second_scan_of_an_unchanged_folder_reads_no_audio(synthetic_corpus, monkeypatch):
@@ -60,11 +77,12 @@ def test_a_changed_file_is_scanned_again(synthetic_corpus, tmp_path, monkeypatch
 def test_outputs_get_ordinary_permissions(tmp_path):
     import os
 
-    target = tmp_path / "t.parquet"
-    write_parquet(pa.table({"a": [1]}), target)
+    write_parquet(pa.table({"a": [1]}), tmp_path / "t.parquet")
+    write_bytes(b"audio", tmp_path / "t.wav")
     mask = os.umask(0)
     os.umask(mask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    for name in ("t.parquet", "t.wav"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 @pytest.mark.parametrize("fmt, subtype, suffix", [("OGG", "VORBIS", ".ogg"), ("MP3", "MPEG_LAYER_III", ".mp3"),

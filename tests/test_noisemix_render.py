@@ -69,6 +69,16 @@ def test_interrupted_render_resumes_and_repairs(built_manifest, tmp_path):
     assert verify_manifest(built_manifest, renders=out, progress=False) == []
 
 
+def test_rerun_with_stems_adds_the_missing_stems(built_manifest, rendered, tmp_path):
+    _, with_stems = rendered
+    render_manifest(built_manifest, tmp_path, fmt="flac", shard=(0, 1), progress=False)
+    table = render_manifest(built_manifest, tmp_path, stems=True, fmt="flac", progress=False)
+    pd.testing.assert_frame_equal(with_stems.reset_index(drop=True), table.reset_index(drop=True))
+    journal = [json.loads(line) for line in (tmp_path / ".journal-0-of-1.jsonl").read_text().splitlines()]
+    assert sum(r[S.STEM] == "mixture" for r in journal) == 2 * len(load_manifest(built_manifest).mixtures)
+    assert verify_manifest(built_manifest, renders=tmp_path, progress=False) == []
+
+
 def test_verify_reports_changed_and_missing_sources(built_manifest, synthetic_corpus, tmp_path):
     import shutil
 
