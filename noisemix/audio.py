@@ -75,7 +75,11 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
 
 def load_mono(path: Path, sample_rate: int) -> np.ndarray:
     """Decode, average the channels and resample to ``sample_rate`` (float32, 1-d)."""
-    data, rate = decode(path)
+    return to_mono(*decode(path), sample_rate)
+
+
+def to_mono(data: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Decoded ``(frames, channels)`` audio averaged to mono and resampled to ``sample_rate``."""
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32) if data.shape[1] > 1 else data[:, 0]
     if rate != sample_rate:
         import soxr

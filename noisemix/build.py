@@ -17,7 +17,7 @@ from . import dsp, rng, transforms
 from . import schema as S
 from .audio import DecodedCache, resampler_name, resolve
 from .cache import cache_dir
-from .energy import SourceIndex, block_size_for, source_index
+from .energy import IndexRequest, SourceIndex, block_size_for, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import frame_to_table, write_manifest
 from .mix import noise_segment
@@ -52,13 +52,14 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     is recorded in manifest.json under ``recipe``.
     """
     report = BuildReport()
-    scanned = scan(inputs, on_error=on_error, workers=workers, progress=progress)
+    index_request = IndexRequest(spec.sample_rate, block_size_for(spec.segment_frames), cache_dir() / "index")
+    scanned = scan(inputs, on_error=on_error, workers=workers, progress=progress, index=index_request)
     report.skipped_files += scanned.problems
     report.notes += scanned.notes
     sources = assign_splits(scanned.sources, spec.split_fractions)
     roots = {item.root_name: Path(item.root_path).resolve() for item in inputs}
     audio = DecodedCache(spec.sample_rate, cache_dir() / "decoded", memory_mb=256)
-    sources, index = _index_sources(sources, roots, spec, audio, on_error, progress, report)
+    sources, index = _index_sources(sources, roots, index_request, on_error, progress, report)
     mixtures = plan_mixtures(sources, index, spec, roots, audio, report)
     vocabulary = tags if tags is not None else adapter_vocabulary(inputs) or sorted({t for ts in sources[S.TAGS] for t in ts})
     info = {
@@ -118,24 +119,23 @@ def _split_counts(count: int, fractions) -> list[int]:
     return counts
 
 
-def _index_sources(sources, roots, spec, audio, on_error, progress, report):
+def _index_sources(sources, roots, request: IndexRequest, on_error, progress, report):
     from tqdm import tqdm
 
-    block = block_size_for(spec.segment_frames)
     kept, parts = [], []
     for position, row in enumerate(tqdm(sources.itertuples(index=False), total=len(sources), desc="index",
                                         unit="file", disable=not progress, leave=False)):
         row = row._asdict()
         try:
             path = resolve(roots, row[S.ROOT], row[S.PATH])
-            parts.append(source_index(path, row[S.SHA256], spec.sample_rate, block, audio, cache_dir() / "index"))
+            parts.append(source_index(path, row[S.SHA256], request))
             kept.append(position)
         except AudioError as exc:
             if on_error == "fail":
                 raise
             report.skipped_files.append(str(exc))
     sources = sources.iloc[kept].reset_index(drop=True)
-    return sources, SourceIndex.concatenate(block, parts)
+    return sources, SourceIndex.concatenate(request.block, parts)
 
 
 def _segments(sources: pd.DataFrame, index: SourceIndex, spec: BuildSpec, report: BuildReport) -> pd.DataFrame:

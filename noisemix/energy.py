@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import DecodedCache
+from .audio import load_mono
 from .io import atomic_path
 
-__all__ = ["SourceIndex", "source_index", "block_size_for", "PEAK_GROUP"]
+__all__ = ["SourceIndex", "IndexRequest", "source_index", "block_size_for", "PEAK_GROUP"]
 
 PEAK_GROUP = 32
 
@@ -90,19 +90,33 @@ def compute_index(audio: np.ndarray, block: int) -> tuple[int, np.ndarray, np.nd
     return frames, energy, peak
 
 
-def source_index(path: Path, sha256: str, sample_rate: int, block: int, cache: DecodedCache,
-                 index_dir: Path | None) -> tuple[int, np.ndarray, np.ndarray]:
-    """The index of one source, from ``index_dir`` when cached."""
-    cached = index_dir / sha256[:2] / f"{sha256}-{sample_rate}-{block}.npz" if index_dir else None
-    if cached is not None and cached.is_file():
+@dataclass(frozen=True)
+class IndexRequest:
+    """Which index a build needs: scanning computes it while the file is decoded anyway."""
+
+    sample_rate: int
+    block: int
+    directory: Path
+
+    def path(self, sha256: str) -> Path:
+        return self.directory / sha256[:2] / f"{sha256}-{self.sample_rate}-{self.block}.npz"
+
+    def store(self, sha256: str, mono: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        frames, energy, peak = compute_index(mono, self.block)
+        with atomic_path(self.path(sha256)) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, frames=frames, energy=energy, peak=peak)
+        return frames, energy, peak
+
+
+def source_index(path: Path, sha256: str, request: IndexRequest) -> tuple[int, np.ndarray, np.ndarray]:
+    """The index of one source: from the index cache, else decoded once (and not kept:
+    a build needs samples only for the few segments its index cannot answer)."""
+    cached = request.path(sha256)
+    if cached.is_file():
         try:
             with np.load(cached) as data:
                 return int(data["frames"]), data["energy"], data["peak"]
         except (OSError, ValueError, KeyError):
             pass  # rebuilt below
-    frames, energy, peak = compute_index(np.asarray(cache.get(path, sha256)), block)
-    if cached is not None:
-        with atomic_path(cached) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, frames=frames, energy=energy, peak=peak)
-    return frames, energy, peak
+    return request.store(sha256, load_mono(path, request.sample_rate))

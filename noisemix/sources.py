@@ -20,6 +20,7 @@ rest (checks, hashing, caching, duplicate detection) is the same as for a folder
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -32,8 +33,9 @@ import pyarrow as pa
 
 from . import rng
 from . import schema as S
-from .audio import decode, probe, sha256_file
+from .audio import decode, probe, sha256_file, to_mono
 from .cache import cache_dir
+from .energy import IndexRequest
 from .errors import AudioError, NoisemixError
 from .io import write_parquet
 
@@ -74,8 +76,12 @@ def source_id(root: str, path: str) -> str:
 
 
 def scan(inputs: list[CorpusInput], on_error: str = "fail", workers: int = 1,
-         progress: bool = True, use_cache: bool = True) -> ScanResult:
-    """Scan every input folder; return the sources table sorted by source id."""
+         progress: bool = True, use_cache: bool = True, index: IndexRequest | None = None) -> ScanResult:
+    """Scan every input folder; return the sources table sorted by source id.
+
+    With ``index``, files read for the first time also get that energy index (a build's),
+    so a first build decodes each file once instead of twice.
+    """
     frames, problems, notes = [], [], []
     for item in inputs:
         if not item.folder.is_dir():
@@ -84,7 +90,7 @@ def scan(inputs: list[CorpusInput], on_error: str = "fail", workers: int = 1,
         notes += listing_notes
         if listing.empty:
             raise NoisemixError(f"{item.folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-        details, bad = _file_details(item, listing["_rel"].tolist(), workers, progress, use_cache)
+        details, bad = _file_details(item, listing["_rel"].tolist(), workers, progress, use_cache, index)
         for line in bad:
             if on_error == "fail":
                 raise AudioError(*line)
@@ -170,7 +176,7 @@ def _read_metadata(path: Path, role: str) -> dict[str, dict]:
 
 
 def _file_details(item: CorpusInput, relpaths: list[str], workers: int, progress: bool,
-                  use_cache: bool) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+                  use_cache: bool, index: IndexRequest | None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Header, hashes and fingerprint per file, from the scan cache when unchanged."""
     folder = item.folder
     stats = {rel: os.stat(folder / rel) for rel in relpaths}
@@ -178,7 +184,8 @@ def _file_details(item: CorpusInput, relpaths: list[str], workers: int, progress
     cached = _load_cache(cache_file) if use_cache else {}
     todo = [rel for rel in relpaths if cached.get(rel, {}).get("_stamp") != _stamp(stats[rel])]
     bad = []
-    for rel, result in _map(examine_file, [str(folder / rel) for rel in todo], workers, progress, f"scan {item.root_name}", todo):
+    examine = examine_file if index is None else functools.partial(examine_file, index=index)
+    for rel, result in _map(examine, [str(folder / rel) for rel in todo], workers, progress, f"scan {item.root_name}", todo):
         if isinstance(result, str):
             bad.append((str(folder / rel), result))
         else:
@@ -196,8 +203,9 @@ def _stamp(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def examine_file(path: str) -> dict | str:
-    """Everything the sources table needs about one file, or the problem as text."""
+def examine_file(path: str, index: IndexRequest | None = None) -> dict | str:
+    """Everything the sources table needs about one file, or the problem as text
+    (and, with ``index``, the file's energy index stored in the index cache)."""
     try:
         info = probe(Path(path))
         if info.channels > MAX_CHANNELS:
@@ -206,8 +214,11 @@ def examine_file(path: str) -> dict | str:
         if not np.any(np.abs(data) > 10 ** (-90 / 20)):
             return "all samples are silent"
         pcm = np.clip(np.rint(data.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
+        sha = sha256_file(Path(path))
+        if index is not None and not index.path(sha).is_file():
+            index.store(sha, to_mono(data, rate, index.sample_rate))
         return {S.NUM_FRAMES: int(data.shape[0]), S.SOURCE_SAMPLE_RATE: int(rate), S.CHANNELS: int(data.shape[1]),
-                S.SHA256: sha256_file(Path(path)), S.AUDIO_FINGERPRINT: "pcm16:" + hashlib.sha256(pcm.tobytes()).hexdigest()}
+                S.SHA256: sha, S.AUDIO_FINGERPRINT: "pcm16:" + hashlib.sha256(pcm.tobytes()).hexdigest()}
     except AudioError as exc:
         return exc.problem
     except OSError as exc:

@@ -100,3 +100,25 @@ def test_every_soundfile_format_scans(tmp_path, fmt, subtype, suffix):
     row = result.sources.iloc[0]
     assert row[S.CHANNELS] == 2 and row[S.SOURCE_SAMPLE_RATE] == rate
     assert abs(row[S.DURATION_S] - 1.0) < 0.06
+
+
+def test_a_first_build_decodes_each_file_once_and_keeps_no_decoded_copies(synthetic_corpus, tmp_path, monkeypatch):
+    import shutil
+
+    from noisemix import audio, energy
+    from noisemix.build import build_manifest
+    from noisemix.spec import BuildSpec
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(synthetic_corpus, corpus)
+    monkeypatch.setenv("NOISEMIX_CACHE", str(tmp_path / "cache"))
+    decoded = []
+    real = audio.decode
+    monkeypatch.setattr(audio, "decode", lambda path: decoded.append(str(path)) or real(path))
+    monkeypatch.setattr(sources, "decode", audio.decode)
+    # The index step must find every index made while scanning.
+    monkeypatch.setattr(energy, "load_mono", lambda path, rate: pytest.fail(f"{path} decoded again"))
+    inputs = [CorpusInput("c", corpus, "clean", subdir="clean"), CorpusInput("c", corpus, "noise", subdir="noise")]
+    build_manifest(inputs, BuildSpec(seed=1, segment_frames=22050), tmp_path / "m", progress=False)
+    assert decoded and len(decoded) == len(set(decoded)) == len(list(corpus.rglob("*.flac")))
+    assert not (tmp_path / "cache" / "decoded").exists()
