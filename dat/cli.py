@@ -134,27 +134,32 @@ def train(
 def evaluate(
     runs: List[Path] = typer.Argument(..., help="run directories (each with best.pt)"),
     manifest: Path = typer.Option(..., "--manifest", "-m"),
+    name: str = typer.Option("eval", help="write each run's reports to RUN/NAME (one name per test manifest)"),
     out: Optional[Path] = typer.Option(None, help="folder for the combined table and plot (several runs)"),
     split: str = typer.Option("test", help="split to score (test; valid for checks)"),
     root: List[str] = typer.Option([], "--root"),
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(2, help="loader workers"),
+    cache_dir: Optional[Path] = typer.Option(None, help="decoded-audio cache shared by the runs (default: RUN/cache)"),
 ):
-    """Score runs on clean clips, per SNR, per noise category and per tag."""
+    """Score runs on clean clips, per SNR (5 dB bins on random-SNR manifests), per noise
+    category and per tag. Reports: RUN/NAME/{metrics.json, per_tag.csv, table.md, auc_vs_snr.png}."""
     with _user_errors():
         from .errors import DatError
         from .evaluate import comparison_table, evaluate_run, plot_auc_vs_snr, write_run_reports
 
         if len(runs) > 1 and out is None:
             raise DatError("several runs: pass --out DIR for the combined table and plot")
+        if not name or Path(name).name != name or name.startswith("."):
+            raise DatError(f"--name {name!r}: a plain folder name, e.g. eval-grid")
         loaded = _load_manifest(manifest, root)
         all_metrics = []
         for run in runs:
-            metrics, per_tag = evaluate_run(run, loaded, split, batch_size, workers)
-            write_run_reports(metrics, per_tag, run / "eval")
+            metrics, per_tag = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir)
+            write_run_reports(metrics, per_tag, run / name)
             all_metrics.append(metrics)
             typer.echo(f"{run}: clean ROC-AUC {metrics.get('clean', {}).get('roc_auc', float('nan')):.4f}, "
-                       f"noisy ROC-AUC {metrics.get('noisy', {}).get('roc_auc', float('nan')):.4f} -> {run / 'eval'}")
+                       f"noisy ROC-AUC {metrics.get('noisy', {}).get('roc_auc', float('nan')):.4f} -> {run / name}")
         if out is not None:
             from .io import write_text
 
@@ -167,20 +172,30 @@ def evaluate(
 @app.command()
 def compare(
     runs: List[Path] = typer.Argument(..., help="evaluated run directories"),
-    out: Optional[Path] = typer.Option(None, help="also write the table (markdown) and plot next to this file"),
+    evals: List[str] = typer.Option(["eval"], "--eval",
+                                    help="evaluation folder name(s) in each run (dat evaluate --name); repeatable"),
+    out: Optional[Path] = typer.Option(None, help="also write the tables (markdown) here, plots beside it"),
 ):
-    """Put evaluated runs side by side (reads RUN/eval/metrics.json)."""
+    """Put evaluated runs side by side. Runs of one method with different seeds are
+    averaged into one column; the per-run table follows."""
     with _user_errors():
-        from .evaluate import comparison_table, plot_auc_vs_snr, read_metrics
+        from .evaluate import conditions_table, mean_over_seeds, plot_auc_vs_snr, read_metrics
 
-        all_metrics = [read_metrics(run) for run in runs]
-        table = comparison_table(all_metrics)
-        typer.echo(table)
+        per_eval = [[read_metrics(run, name) for run in runs] for name in evals]
+        prefixes = evals if len(evals) > 1 else [""]
+        means = [mean_over_seeds(metrics) for metrics in per_eval]
+        text = conditions_table([list(column) for column in zip(*means)], prefixes)
+        if len(means[0]) < len(runs):
+            per_run = conditions_table([list(column) for column in zip(*per_eval)], prefixes)
+            text = f"{text}\n## Each run\n\n{per_run}"
+        typer.echo(text)
         if out is not None:
             from .io import write_text
 
-            write_text(table, out)
-            plot_auc_vs_snr(all_metrics, out.with_suffix(".png"))
+            write_text(text, out)
+            for name, metrics in zip(evals, means):
+                suffix = "" if len(evals) == 1 else f"-{name}"
+                plot_auc_vs_snr(metrics, out.with_name(f"{out.stem}{suffix}.png"))
 
 
 @app.command()

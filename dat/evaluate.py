@@ -5,6 +5,7 @@ Clip predictions are sigmoid outputs averaged over non-overlapping model inputs 
 reported on clean test clips, on all noisy test clips, per SNR level, per noise category
 and per (category, SNR) cell, plus per tag. Outputs of one run (in ``RUN/eval`` unless
 told otherwise): ``metrics.json``, ``per_tag.csv``, ``table.md``, ``auc_vs_snr.png``.
+SNR levels are scored one by one on grid manifests and in 5 dB bins on random-SNR ones.
 """
 
 from __future__ import annotations
@@ -25,12 +26,33 @@ from .metrics import macro_scores, per_tag_scores
 from .models import Tagger
 from .predict import predict_clips
 
-__all__ = ["evaluate_run", "snr_key", "write_run_reports", "comparison_table", "plot_auc_vs_snr", "run_label"]
+__all__ = ["evaluate_run", "snr_key", "snr_groups", "write_run_reports", "comparison_table", "conditions_table",
+           "mean_over_seeds", "read_metrics", "plot_auc_vs_snr", "run_label"]
+
+
+# More distinct SNR levels than this (a random-SNR manifest) are scored in bins instead.
+MAX_SNR_LEVELS = 12
+SNR_BIN_DB = 5.0
 
 
 def snr_key(snr_db: float) -> str:
     """Group key of an SNR level (0.1 dB resolution, so '5.0' and '4.99999' meet)."""
     return f"{round(float(snr_db), 1):.1f}"
+
+
+def snr_groups(snr_db: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """Group key per row and the bin width: levels as they are (grid manifests), or the
+    lower edges of ``SNR_BIN_DB``-wide bins when there are too many levels to score apart."""
+    levels = np.array([snr_key(v) for v in snr_db], dtype=object)
+    if len(set(levels)) <= MAX_SNR_LEVELS:
+        return levels, None
+    edges = np.floor(np.asarray(snr_db, dtype=np.float64) / SNR_BIN_DB) * SNR_BIN_DB
+    return np.array([snr_key(v) for v in edges], dtype=object), SNR_BIN_DB
+
+
+def snr_label(level: str, bin_db: float | None) -> str:
+    """'5.0' for a level; '5.0..10.0' for a bin (lower edge included, upper excluded)."""
+    return level if not bin_db else f"{level}..{float(level) + bin_db:.1f}"
 
 
 def _scores(labels, probs, mask) -> dict:
@@ -40,9 +62,10 @@ def _scores(labels, probs, mask) -> dict:
 def group_metrics(rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray) -> dict:
     """Macro scores on clean clips, noisy clips, per SNR, per category and per (category, SNR)."""
     clean = rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference).to_numpy(dtype=bool)
-    snr = rows[S.SNR_DB].map(lambda v: snr_key(v) if S.snr_is_defined(v) else "").to_numpy()
+    snr = np.full(len(rows), "", dtype=object)
+    snr[~clean], bin_db = snr_groups(rows[S.SNR_DB].to_numpy(dtype=np.float64)[~clean])
     category = rows[S.NOISE_CATEGORY].to_numpy()
-    out = {"all": _scores(labels, probs, np.ones(len(rows), bool))}
+    out = {"all": _scores(labels, probs, np.ones(len(rows), bool)), "snr_bin_db": bin_db}
     if clean.any():
         out["clean"] = _scores(labels, probs, clean)
     if (~clean).any():
@@ -71,6 +94,8 @@ def per_tag_table(tags, rows, labels, probs) -> pd.DataFrame:
 
 
 def run_label(metrics: dict) -> str:
+    if metrics.get("seeds"):
+        return f"{metrics['method']} (mean of seeds {', '.join(map(str, metrics['seeds']))})"
     return f"{metrics['method']} (seed {metrics['seed']})"
 
 
@@ -108,25 +133,61 @@ def _cell(scores: dict | None) -> str:
 
 
 def _conditions(metrics: dict) -> list[tuple[str, dict | None]]:
-    out = [("clean", metrics.get("clean")), ("noisy (all)", metrics.get("noisy"))]
-    out += [(f"SNR {lv} dB", s) for lv, s in metrics["by_snr"].items()]
+    out = [(name, metrics[key]) for name, key in (("clean", "clean"), ("noisy (all)", "noisy")) if metrics.get(key)]
+    bin_db = metrics.get("snr_bin_db")
+    out += [(f"SNR {snr_label(lv, bin_db)} dB", s) for lv, s in metrics["by_snr"].items()]
     out += [(f"{c}", s) for c, s in metrics["by_category"].items()]
-    out += [(f"{c} @ {lv} dB", s) for c, d in metrics["by_category_snr"].items() for lv, s in d.items()]
+    out += [(f"{c} @ {snr_label(lv, bin_db)} dB", s)
+            for c, d in metrics["by_category_snr"].items() for lv, s in d.items()]
     return out
 
 
 def comparison_table(all_metrics: list[dict]) -> str:
     """Markdown: one row per condition, one column per run, cells 'ROC-AUC / PR-AUC' in %."""
-    labels = [run_label(m) for m in all_metrics]
+    return conditions_table([[m] for m in all_metrics], [""])
+
+
+def conditions_table(columns: list[list[dict]], evals: list[str]) -> str:
+    """Markdown table of runs (or seed means), one column each.
+
+    ``columns[j][k]`` holds column ``j``'s metrics from evaluation ``evals[k]``; with
+    several evaluations each condition is prefixed by the evaluation's name.
+    """
+    labels = [run_label(c[0]) for c in columns]
     if len(set(labels)) < len(labels):
-        labels = [f"{run_label(m)} [{Path(m['run']).name}]" for m in all_metrics]
-    names = []
-    for m in all_metrics:
-        names += [n for n, _ in _conditions(m) if n not in names]
-    lookup = [dict(_conditions(m)) for m in all_metrics]
+        labels = [f"{run_label(c[0])} [{Path(c[0]['run']).name}]" for c in columns]
+    lookup = [{f"{name}: {n}" if name else n: s for name, m in zip(evals, c) for n, s in _conditions(m)}
+              for c in columns]
+    names = list(dict.fromkeys(n for d in lookup for n in d))
     lines = ["| condition | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     lines += [f"| {n} | " + " | ".join(_cell(d.get(n)) for d in lookup) + " |" for n in names]
     return "\n".join(lines) + "\n\nCells: macro ROC-AUC / PR-AUC (%), clip-level, test split.\n"
+
+
+def mean_over_seeds(runs: list[dict]) -> list[dict]:
+    """One metrics dict per method (in order of first appearance): every score averaged
+    over that method's runs. A method with a single run is returned as it is."""
+    by_method: dict[str, list[dict]] = {}
+    for metrics in runs:
+        by_method.setdefault(metrics["method"], []).append(metrics)
+    return [group[0] if len(group) == 1 else _mean_metrics(group) for group in by_method.values()]
+
+
+def _mean_metrics(group: list[dict]) -> dict:
+    mean = {**group[0], "seeds": [m["seed"] for m in group], "runs": [m["run"] for m in group]}
+    for key in ("all", "clean", "noisy", "by_snr", "by_category", "by_category_snr"):
+        if all(key in m for m in group):
+            mean[key] = _mean_tree([m[key] for m in group])
+    return mean
+
+
+def _mean_tree(values: list):
+    """Element-wise mean of equally shaped nested dicts (keys missing anywhere are dropped)."""
+    if all(isinstance(v, dict) for v in values):
+        return {k: _mean_tree([v[k] for v in values]) for k in values[0] if all(k in v for v in values)}
+    if all(isinstance(v, (int, float)) for v in values):
+        return float(np.mean(values))
+    return values[0]
 
 
 def plot_auc_vs_snr(all_metrics: list[dict], path: Path) -> None:
@@ -144,7 +205,7 @@ def plot_auc_vs_snr(all_metrics: list[dict], path: Path) -> None:
             ax = axes[i][j]
             for m in all_metrics:
                 cells = m["by_category_snr"].get(cat, {})
-                xs = [float(lv) for lv in cells]
+                xs = [float(lv) + (m.get("snr_bin_db") or 0.0) / 2 for lv in cells]  # bins at their centres
                 line = ax.plot(xs, [cells[lv][key] for lv in cells], marker="o", label=run_label(m))[0]
                 if m.get("clean"):
                     ax.axhline(m["clean"][key], color=line.get_color(), linestyle=":", linewidth=1)
@@ -179,11 +240,14 @@ def _finite(value):
     return value
 
 
-def read_metrics(run_dir: Path) -> dict:
-    path = Path(run_dir) / "eval" / "metrics.json"
+def read_metrics(run_dir: Path, name: str = "eval") -> dict:
+    """A run's ``RUN/NAME/metrics.json`` as written by ``dat evaluate --name NAME``."""
+    path = Path(run_dir) / name / "metrics.json"
     if not path.is_file():
-        raise DatError(f"{path}: not found; run `dat evaluate {run_dir} --manifest M` first")
+        option = "" if name == "eval" else f" --name {name}"
+        raise DatError(f"{path}: not found; run `dat evaluate {run_dir} --manifest M{option}` first")
     metrics = _nan(json.loads(path.read_text()))
+    metrics["snr_bin_db"] = _finite(metrics.get("snr_bin_db"))  # None: SNR levels were not binned
     # JSON objects come back in text order (-5, 0, 10, 15, 20, 5); tables and plots need numbers.
     metrics["by_snr"] = _by_level(metrics.get("by_snr", {}))
     metrics["by_category_snr"] = {c: _by_level(d) for c, d in metrics.get("by_category_snr", {}).items()}

@@ -45,5 +45,5 @@ echo "rendered test:   $out/audio (renders.parquet: sha256, measured SNR, peak, 
 echo "SNR histogram:   $out/snr_hist.png"
 echo "counts:          $out/counts.csv"
 if [ -x scripts/demo_dat.sh ]; then
-  echo "DAT runs:        $out/dat (robustness table: $out/dat/robustness.md, plot: $out/dat/auc_vs_snr.png)"
+  echo "DAT runs:        $out/dat (robustness table: $out/dat/robustness.md, plots: $out/dat/robustness-eval-{demo,grid}.png)"
 fi
