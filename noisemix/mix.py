@@ -35,6 +35,7 @@ class Mixer:
         self.manifest = manifest
         self.sample_rate = manifest.sample_rate
         self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
+        self.guard_peaks = manifest.info["spec"].get("clip_policy", "scale") == "scale"
         self.cache = DecodedCache(self.sample_rate, cache_dir, memory_mb)
         self._locations: dict[str, tuple[Path, str]] = {}
 
@@ -90,10 +91,23 @@ class Mixer:
             raise ValueError(f"window [{start}, {start + length}) is outside the mixture ({total} samples)")
         if row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS and row[S.NOISE_TRANSFORMS] == transforms.NO_TRANSFORMS:
             return self._mix_window(row, start, length)
-        clean, noise = self.stems(row)
-        mixture = clean if noise is None else clean + noise
-        mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, self.sample_rate)
+        mixture = self.mixture_of_stems(row, *self.stems(row))
         return np.ascontiguousarray(mixture[start:start + length], dtype=np.float32)
+
+    def mixture_of_stems(self, row, clean: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        """The stems summed, then the row's mixture transforms, kept below full scale.
+
+        The build's clipping guard cannot foresee a mixture transform (a Gain may boost),
+        so under ``--clip-policy scale`` a transformed mixture that peaks above full scale
+        is scaled down as a whole here, the same way for render and trainer, instead of
+        being clipped when written.
+        """
+        mixture = clean if noise is None else clean + noise
+        if row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS:
+            return mixture
+        mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, self.sample_rate)
+        peak = float(np.max(np.abs(mixture))) if mixture.size and self.guard_peaks else 0.0
+        return mixture * np.float32(dsp.peak_guard_scale(peak)) if peak > dsp.PEAK_LIMIT else mixture
 
     def _mix_window(self, row, start: int, length: int) -> np.ndarray:
         return dsp.mix(self._clean_window(row, start, length), self._noise_window(row, start, length),

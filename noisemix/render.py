@@ -160,9 +160,7 @@ def render_row(job: _Job, position: int) -> list[dict]:
     row = job.row(position)
     rate = mixer.sample_rate
     clean, noise = mixer.stems(row)
-    mixture = clean if noise is None else clean + noise
-    mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, rate)
-    mixture_pcm = dsp.to_pcm16(mixture)
+    mixture_pcm = dsp.to_pcm16(mixer.mixture_of_stems(row, clean, noise))
     transformed = row[S.MIXTURE_TRANSFORMS] != transforms.NO_TRANSFORMS
     stems = _quantised_stems(clean, noise) if job.stems or (noise is not None and transformed) else {}
     measured = _measured_snr(clean, noise, mixture_pcm, stems, transformed)

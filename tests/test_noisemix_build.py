@@ -118,6 +118,24 @@ def test_noise_transforms_are_stored_and_replayed(tmp_path, corpus_inputs):
         np.testing.assert_array_equal(mixer.mix(row), Mixer(manifest).mix(row))
 
 
+def test_a_boosting_mixture_transform_is_scaled_below_full_scale_not_clipped(tmp_path, corpus_inputs):
+    from noisemix.render import render_manifest
+
+    spec = BuildSpec(mixture_transforms=(parse_transform("Gain:min_gain_db=30,max_gain_db=30,p=1.0"),),
+                     max_segments_per_clip=1, mixtures_per_segment=1)
+    build_manifest(corpus_inputs, spec, tmp_path / "g", progress=False)
+    manifest = load_manifest(tmp_path / "g")
+    transformed = manifest.mixtures[manifest.mixtures[S.MIXTURE_TRANSFORMS] != "[]"]
+    assert len(transformed)
+    mixture = Mixer(manifest).mix(transformed.iloc[0])
+    assert np.max(np.abs(mixture)) == pytest.approx(dsp.PEAK_LIMIT, rel=1e-6)
+    table = render_manifest(tmp_path / "g", tmp_path / "audio", fmt="wav", loudness=False, progress=False)
+    assert len(table) == len(manifest.mixtures) and (table[S.PEAK] < 1.0).all()
+    noisy = table[table[S.MEASURED_SNR_DB].notna()]
+    expected = manifest.mixtures.set_index(S.MIXTURE_ID).loc[noisy[S.MIXTURE_ID], S.SNR_DB].to_numpy()
+    assert np.abs(noisy[S.MEASURED_SNR_DB].to_numpy() - expected).max() < 0.1
+
+
 def test_full_clip_segments(tmp_path, corpus_inputs):
     build_manifest(corpus_inputs, BuildSpec(segment_frames=None), tmp_path / "f", progress=False)
     manifest = load_manifest(tmp_path / "f")
