@@ -27,7 +27,8 @@ demo: demo-deps
 	bash scripts/demo.sh $(VENV) $(OUT)
 
 bench: venv
-	$(PY) benchmarks/bench_render.py --clips 400
+	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_render.py --noise-rate 16000
 	$(PY) benchmarks/bench_build.py
 	$(PY) benchmarks/bench_dat_loader.py
 	$(PY) benchmarks/bench_dat_step.py
