@@ -88,12 +88,25 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
             f"{directory / S.MIXTURES_FILE}: {len(used - known)} source id(s) not in sources.parquet, "
             f"e.g. {sorted(used - known)[0]}"
         )
+    _check_mixture_names(mixtures, directory / S.MIXTURES_FILE)
     merged_roots = {name: Path(p) for name, p in info.get("roots", {}).items()}
     merged_roots.update(roots or {})
     for column in (S.TAGS,):
         sources[column] = sources[column].map(list)
         mixtures[column] = mixtures[column].map(list)
     return Manifest(directory, info, sources.set_index(S.SOURCE_ID, drop=False), mixtures, merged_roots)
+
+
+def _check_mixture_names(mixtures: pd.DataFrame, where: Path) -> None:
+    """Split and mixture id name rendered files (SPLIT/ID.flac): they must stay plain names."""
+    unknown = sorted(set(mixtures[S.SPLIT]) - set(S.SPLITS))
+    if unknown:
+        raise S.ManifestError(f"{where}: split {unknown[0]!r} is not one of {', '.join(S.SPLITS)}")
+    unsafe = ~mixtures[S.MIXTURE_ID].str.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+    if unsafe.any():
+        raise S.ManifestError(f"{where}: mixture id {mixtures[S.MIXTURE_ID][unsafe].iloc[0]!r} is not a plain file name")
+    if mixtures[S.MIXTURE_ID].duplicated().any():
+        raise S.ManifestError(f"{where}: duplicate mixture id {mixtures[S.MIXTURE_ID][mixtures[S.MIXTURE_ID].duplicated()].iloc[0]!r}")
 
 
 def table_fingerprint(table: pa.Table) -> str:

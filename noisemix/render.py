@@ -126,8 +126,9 @@ def _reuse_freed_memory() -> None:
 
     Each clip allocates and frees several arrays of about 1 MB. By default glibc maps and
     unmaps them every time, and the next clip page-faults them back in: that took a third of
-    a render's CPU time on 2 cores (see benchmarks/bench_render.py). Other C libraries
-    are left as they are.
+    a render's CPU time on 2 cores (see benchmarks/bench_render.py). The setting holds
+    for the rest of the process (up to 128 MB of freed memory stays with it). Other C
+    libraries are left as they are.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt

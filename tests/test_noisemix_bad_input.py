@@ -118,6 +118,22 @@ def test_manifest_paths_must_stay_inside_their_root(manifest_copy, path, needle)
     assert verified.returncode == 1 and needle in verified.stderr
 
 
+@pytest.mark.parametrize("column, value, needle", [(S.SPLIT, "../../x", "is not one of train, valid, test"),
+                                                   (S.MIXTURE_ID, "../../escape", "is not a plain file name"),
+                                                   (S.MIXTURE_ID, "copy", "duplicate mixture id")])
+def test_rendered_file_names_from_a_manifest_stay_inside_the_output(manifest_copy, column, value, needle):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(manifest_copy / S.MIXTURES_FILE)
+    values = table.column(column).to_pylist()
+    values[0] = values[1] if value == "copy" else value
+    table = table.set_column(table.schema.get_field_index(column), column, pa.array(values, pa.string()))
+    pq.write_table(table, manifest_copy / S.MIXTURES_FILE)
+    one_line_error(run_cli("render", manifest_copy, "--out", manifest_copy / "r" / "out"), needle)
+    assert not (manifest_copy / "r").exists()
+
+
 def test_manifest_with_missing_column(manifest_copy):
     table = pd.read_parquet(manifest_copy / S.MIXTURES_FILE).drop(columns=[S.NOISE_GAIN])
     table.to_parquet(manifest_copy / S.MIXTURES_FILE)
