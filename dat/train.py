@@ -25,6 +25,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -225,12 +226,18 @@ class Trainer:
         from .io import write_json, write_text
 
         write_text(self.config.to_json() + "\n", self.run_dir / "config.json")
-        write_json({
-            "method": self.config.method, "seed": self.config.seed, "stages": self.plan,
-            "manifest": str(self.manifest.directory), "manifest_fingerprints": self.manifest.info.get("fingerprints", {}),
-            "tags": self.tags, "world_size": self.ctx.world, "device": str(self.ctx.device),
-            "pretrained": str(self.pretrained or ""), "versions": versions(), "argv": sys.argv,
-        }, self.run_dir / "run.json")
+        launch = {"argv": sys.argv, "world_size": self.ctx.world, "device": str(self.ctx.device), "versions": versions()}
+        info_path = self.run_dir / "run.json"
+        if self.saved is not None and info_path.is_file():
+            # A resume keeps how the run started and adds how it was continued.
+            info = json.loads(info_path.read_text())
+            info["resumes"] = info.get("resumes", []) + [dict(launch, global_step=self.saved["progress"]["global_step"])]
+        else:
+            info = {"method": self.config.method, "seed": self.config.seed, "stages": self.plan,
+                    "manifest": str(self.manifest.directory),
+                    "manifest_fingerprints": self.manifest.info.get("fingerprints", {}),
+                    "tags": self.tags, "pretrained": str(self.pretrained or ""), **launch}
+        write_json(info, info_path)
 
     # --- stages -------------------------------------------------------------------
 

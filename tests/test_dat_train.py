@@ -126,6 +126,10 @@ def test_resume_after_kill_gives_identical_weights(manifest_dir, tmp_path):
     assert a["streams"] == b["streams"] and a["progress"] == b["progress"]
     log = pd.read_csv(tmp_path / "resumed" / "log.csv")
     assert list(log["global_step"]) == list(range(1, 11))  # no duplicated or missing rows
+    info = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    straight = json.loads((tmp_path / "straight" / "run.json").read_text())
+    assert info["argv"] == straight["argv"] and "resumes" not in straight  # how the run started is kept
+    assert [r["global_step"] for r in info["resumes"]] == [8]
 
 
 def _rewrite(manifest_dir, out_dir, edit_mixtures=None, tags=None):
