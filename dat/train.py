@@ -112,6 +112,8 @@ class Trainer:
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         self.stage1_path = self.run_dir / "best_stage1.pt"
         saved = self._check_run_dir(resume)
+        if saved and saved.get("pretrained") and pretrained is None:
+            pretrained = Path(saved["pretrained"])  # a resumed run keeps the FE it started from
         self.plan = self._plan(stages, pretrained, saved)
         self._load_data()
         self.nets = Nets(config.model, len(self.tags), domain_classes(config.model.dc_mode)).to(ctx.device)
@@ -150,7 +152,7 @@ class Trainer:
                                f"(its stages: {method_stages(self.config.method)})")
             plan = sorted(set(stages))
         done = set(saved["progress"]["completed"]) if saved else set()
-        has_fe = 1 in done or pretrained is not None or (saved and saved.get("pretrained"))
+        has_fe = 1 in done or pretrained is not None
         if plan and plan[0] != 1 and not has_fe:
             raise DatError(f"stage {plan[0]} needs a trained FE: run stage 1 in {self.run_dir} first "
                            f"or pass --pretrained CLMR_CHECKPOINT")

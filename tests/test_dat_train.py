@@ -88,6 +88,42 @@ def test_evaluate_writes_reports_and_compare_puts_methods_side_by_side(trained, 
     assert "speech @ 0.0 dB" in out
 
 
+def test_resuming_a_pretrained_run_does_not_train_stage_1(manifest_dir, tmp_path):
+    from test_dat_models import _clmr_style_state
+
+    from dat.models import SampleCNN
+
+    values = {"preset": "tiny", "method": "dat", "data": {"num_workers": 0},
+              "train": {"stage2": {"steps": 2}, "stage3": {"steps": 4}, "checkpoint_every": 2, "eval_every": 2}}
+    config = config_from_dict(values)
+    torch.save(_clmr_style_state(SampleCNN(config.model), "encoder."), tmp_path / "clmr.pt")
+    manifest = load_manifest(manifest_dir)
+
+    class Killed(Exception):
+        pass
+
+    def kill(trainer):
+        if trainer.progress.global_step == 5:  # in stage 3; the last checkpoint is at step 4
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, manifest, tmp_path / "run", pretrained=tmp_path / "clmr.pt", on_step=kill)
+    result = train(config, manifest, tmp_path / "run", resume=True)  # as the README says: no --pretrained
+    assert result["completed"] == [2, 3]
+    assert set(pd.read_csv(tmp_path / "run" / "log.csv")["stage"]) == {2, 3}
+
+
+def test_evaluate_name_keeps_each_manifests_reports_and_cache_dir_is_used(trained, manifest_dir, tmp_path):
+    run = trained["dat"][0]
+    cache = tmp_path / "shared-cache"
+    code, out, err = _cli("evaluate", run, "-m", manifest_dir, "--name", "eval-second", "--cache-dir", cache,
+                          "--workers", "0")
+    assert code == 0, err
+    assert json.loads((run / "eval-second" / "metrics.json").read_text())["clean"]["clips"] == 6
+    assert any(cache.rglob("*.npy"))  # decoded audio went to the given cache
+    _one_line_error(*_cli("evaluate", run, "-m", manifest_dir, "--name", "../elsewhere"), "plain folder name")
+
+
 def test_tag_prints_top_tags_and_pads_short_audio(trained, tmp_path):
     import soundfile as sf
 
