@@ -4,7 +4,7 @@ Both train the full CLMR SampleCNN (59049 samples) plus a linear 50-tag head wit
 on the same random batch; the two are timed alternately in one process so machine load
 hits both alike. Run from the repository root::
 
-    python benchmarks/bench_dat_step.py [--batch 16] [--steps 5] [--preset full]
+    python benchmarks/bench_dat_step.py [--batch 16] [--steps 5] [--rounds 2]
 """
 
 from __future__ import annotations

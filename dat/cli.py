@@ -67,7 +67,7 @@ def _load_manifest(manifest: Path, roots: list[str]):
 
 def _resolve_config(run: Path, resume: bool, preset: Optional[str], config_file: Optional[Path], method: Optional[str],
                     seed: Optional[int], sets: list[str]):
-    from .config import config_from_dict, preset as make_preset
+    from .config import config_from_dict, merge_values
     from .errors import DatError
 
     if resume:
@@ -90,15 +90,7 @@ def _resolve_config(run: Path, resume: bool, preset: Optional[str], config_file:
         values["method"] = method
     if seed is not None:
         values["seed"] = seed
-    values = _merge(values, _parse_sets(sets))
-    return config_from_dict(values, make_preset(values.get("preset", "cpu")))
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+    return config_from_dict(merge_values(values, _parse_sets(sets)))
 
 
 @app.command()
@@ -209,12 +201,11 @@ def tag(
         from noisemix import load_mono
 
         from . import checkpoint
-        from .config import config_from_dict
         from .models import Tagger
         from .predict import predict_audio
 
         nets, state = checkpoint.load_model(run / "best.pt")
-        model = config_from_dict({"model": state["model_config"]}).model
+        model = checkpoint.model_config_of(state)
         samples = load_mono(audio, model.sample_rate)
         if samples.size < model.input_length:
             typer.echo(f"note: {audio} is {samples.size} samples at {model.sample_rate} Hz, shorter than one model "

@@ -5,11 +5,12 @@ Three presets exist:
 
 ``full``
     SampleCNN exactly as in CLMR (59049 samples at 22,050 Hz, 512-d embedding, about
-    2.39 M parameters). Meant for GPUs: on a 2-core CPU it trains at about 5 clips/s.
+    2.39 M parameters). Meant for GPUs: on a 2-core CPU it trains at 1.5 clips/s
+    (``benchmarks/bench_dat_loader.py``).
 ``cpu``
     The same depth (so the same 59049-sample input and receptive field) with a quarter
-    of the channels (32 ... 128, 128-d embedding, about 0.15 M parameters), which
-    trains roughly 10x faster on a CPU. Used by the demo.
+    of the channels (32 ... 128, 128-d embedding, about 0.15 M parameters), small
+    enough to train on a CPU. Used by the demo.
 ``tiny``
     Six blocks (2187-sample input, 0.1 s) and 8 ... 32 channels, for tests.
 """
@@ -200,10 +201,11 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_values(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base``, nested dicts merged key by key."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge_values(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -213,7 +215,7 @@ def config_from_dict(values: dict, base: RunConfig | None = None) -> RunConfig:
         raise DatError("config: expected a JSON object")
     if base is None:
         base = preset(values.get("preset", "cpu"))
-    config = _build(RunConfig, _merge(base.to_dict(), values), "")
+    config = _build(RunConfig, merge_values(base.to_dict(), values), "")
     config.model.validate()
     for name in ("stage1", "stage2", "stage3"):
         stage = getattr(config.train, name)

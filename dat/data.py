@@ -15,7 +15,6 @@ worker count or order; evaluation cuts each clip into non-overlapping model inpu
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from noisemix import Mixer
 from noisemix import schema as S
+from noisemix.rng import stable_key
 
 from .config import RunConfig
 from .errors import DatError
@@ -51,15 +51,11 @@ def _category_class(category: str) -> int:
     return SOURCE_DOMAIN if category == "" else 1 + S.CATEGORIES.index(category)
 
 
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-
-
 def crop_start(seed: int, domain: str, epoch: int, mixture_id: str, total: int, length: int) -> int:
     """Start of a random training crop, drawn from (seed, domain, epoch, mixture id) only."""
     if total <= length:
         return 0
-    rng = np.random.default_rng([seed & 0xFFFFFFFF, _stable_int(domain), epoch, _stable_int(mixture_id)])
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, stable_key(domain), epoch, stable_key(mixture_id)])
     return int(rng.integers(0, total - length + 1))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from .io import atomic_path
+
 __all__ = ["CsvLog", "RunLogger"]
 
 
@@ -21,12 +23,10 @@ class CsvLog:
             return
         with open(self.path, newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if int(r["global_step"]) <= global_step]
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as handle:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, self.fields)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(self.path)
 
     def append(self, row: dict) -> None:
         new = not self.path.is_file()

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from . import distributed
-from .data import ChunkDataset
+from .data import ChunkDataset, pad_to
 
 __all__ = ["predict_clips", "predict_audio"]
 
@@ -56,7 +56,7 @@ def predict_audio(tagger: torch.nn.Module, audio: np.ndarray, input_length: int)
     """Mean sigmoid outputs over the non-overlapping chunks of one clip (padded if short)."""
     count = max(audio.size // input_length, 1)
     if audio.size < input_length:
-        audio = np.concatenate([audio, np.zeros(input_length - audio.size, dtype=np.float32)])
+        audio = pad_to(audio, input_length)
     chunks = torch.from_numpy(np.ascontiguousarray(audio[:count * input_length], dtype=np.float32))
     tagger.eval()
     return torch.sigmoid(tagger(chunks.view(count, input_length))).mean(0).numpy()

@@ -11,7 +11,6 @@ Manifests are written with :func:`noisemix.manifest.write_manifest`.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import pyarrow as pa
 import soundfile as sf
 
 from noisemix import schema as S
+from noisemix.audio import sha256_file
+from noisemix.dsp import noise_gain_for_snr
 from noisemix.manifest import write_manifest
 
 __all__ = ["SYNTH_TAGS", "write_synthetic_manifest"]
@@ -54,7 +55,7 @@ def _noise_audio(category: str, frames: int, rate: int, rng: np.random.Generator
 def _write(path: Path, audio: np.ndarray, rate: int) -> tuple[str, int]:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, rate, subtype="FLOAT")
-    return hashlib.sha256(path.read_bytes()).hexdigest(), audio.size
+    return sha256_file(path), audio.size
 
 
 def _source_row(sid, rel, role, category, tags, group, split, sha, frames, rate) -> dict:
@@ -110,7 +111,7 @@ def write_synthetic_manifest(directory: Path, audio_dir: Path, *, clips: dict | 
                     nid, naudio = noise[split, category]
                     noff = int(rng.integers(0, frames - segment + 1))
                     nseg = naudio[noff:noff + segment].astype(np.float64)
-                    gain = math.sqrt(np.mean(clean_seg ** 2) / (np.mean(nseg ** 2) * 10 ** (snr / 10)))
+                    gain = float(noise_gain_for_snr(np.mean(clean_seg ** 2), np.mean(nseg ** 2), snr))
                     mixtures.append(dict(base, **{
                         S.MIXTURE_ID: f"{sid}-{category}-{snr:g}", S.NOISE_SOURCE_ID: nid, S.NOISE_CATEGORY: category,
                         S.NOISE_SUBCATEGORY: "", S.NOISE_OFFSET: noff, S.SNR_DB: float(snr), S.NOISE_GAIN: gain}))

@@ -344,7 +344,7 @@ class Trainer:
                                     "best": int(improved)})
         return scores["pr_auc"]
 
-    def _log(self, out: dict, started: float) -> None:
+    def _log(self, out: dict, started: float) -> dict:
         p = self.progress
         row = {"global_step": p.global_step, "stage": p.stage, "step": p.step,
                "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"],

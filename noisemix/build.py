@@ -388,7 +388,7 @@ def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd
     clean_offsets = rows["segment"].to_numpy() * length if spec.segment_frames else np.zeros(len(rows), np.int64)
     category = rows["category"].to_numpy(object)
     return pd.DataFrame({
-        S.MIXTURE_ID: _mixture_ids(rows, spec),
+        S.MIXTURE_ID: _mixture_ids(rows),
         S.SPLIT: rows["split"].to_numpy(object),
         S.SAMPLE_RATE: np.full(len(rows), spec.sample_rate, dtype=np.int32),
         S.CLEAN_SOURCE_ID: rows["clean_id"].to_numpy(object),
@@ -409,7 +409,7 @@ def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd
     })
 
 
-def _mixture_ids(rows: pd.DataFrame, spec: BuildSpec) -> list[str]:
+def _mixture_ids(rows: pd.DataFrame) -> list[str]:
     """``<clean id>-<segment>-<suffix>``: ``clean``, the mixture number, or ``<category>-<snr>dB`` (grid)."""
     order, category, snr = rows["order"].to_numpy(), rows["category"].to_numpy(object), rows["snr"].to_numpy()
     grid = rows["grid"].to_numpy(dtype=bool)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import schema as S
 from .adapters import ADAPTERS
+from .adapters.base import PARTIAL_COPY
 from .io import write_text
 from .manifest import Manifest, load_manifest
 from .stats import count_table
@@ -58,7 +59,7 @@ def _summary(manifest: Manifest, recipe: dict) -> str:
         lines.append(f"Recipe `{recipe['file']}` (`{recipe['name']}`, sha256 `{recipe['sha256']}`).")
         if any(recipe.get("corpus_options", {}).values()):
             lines.append(f"Adapter options given at build time (not in the recipe): `{recipe['corpus_options']}`.")
-    partial = [n for n in info["report"]["notes"] if n.startswith("partial copy")]
+    partial = [n for n in info["report"]["notes"] if n.startswith(PARTIAL_COPY)]
     if partial:
         lines.append("\n**Built from a partial copy; not comparable with the full benchmark:**\n")
         lines += [f"- {n}" for n in partial]

@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 
 from . import schema as S
@@ -56,10 +55,9 @@ def export_manifest(directory: Path, fmt: str, out: Path, roots: dict[str, Path]
     return len(manifest.mixtures)
 
 
-def _source_path(manifest: Manifest, source_id: str, roots: dict[str, Path]) -> str:
-    row = manifest.sources.loc[source_id]
-    root = roots.get(row[S.ROOT])
-    return str(root / row[S.PATH]) if root else row[S.PATH]
+def _source_path(source, roots: dict[str, Path]) -> str:
+    root = roots.get(source[S.ROOT])
+    return str(root / source[S.PATH]) if root else source[S.PATH]
 
 
 def _track_cut(manifest: Manifest, mixture, source_id: str, offset: int, gain: float, roots, extra: dict) -> dict:
@@ -68,7 +66,7 @@ def _track_cut(manifest: Manifest, mixture, source_id: str, offset: int, gain: f
     recording = {
         "id": source_id,
         "sources": [{"type": "file", "channels": list(range(int(source[S.CHANNELS]))),
-                     "source": _source_path(manifest, source_id, roots)}],
+                     "source": _source_path(source, roots)}],
         "sampling_rate": int(source[S.SOURCE_SAMPLE_RATE]), "num_samples": int(source[S.NUM_FRAMES]),
         "duration": float(source[S.DURATION_S]),
     }
@@ -116,7 +114,7 @@ def csv_text(manifest: Manifest) -> str:
             m[S.CLEAN_OFFSET], repr(m[S.CLEAN_OFFSET] / rate), repr(float(m[S.CLEAN_GAIN])),
             noise[S.ROOT] if noisy else "", noise[S.PATH] if noisy else "", m[S.NOISE_OFFSET] if noisy else "",
             repr(m[S.NOISE_OFFSET] / rate) if noisy else "", str(bool(m[S.NOISE_LOOPED])).lower() if noisy else "",
-            repr(float(m[S.NOISE_GAIN])), "" if math.isnan(m[S.SNR_DB]) else repr(float(m[S.SNR_DB])),
+            repr(float(m[S.NOISE_GAIN])), repr(float(m[S.SNR_DB])) if S.snr_is_defined(m[S.SNR_DB]) else "",
             m[S.NOISE_CATEGORY], m[S.NOISE_SUBCATEGORY], ";".join(m[S.TAGS]),
             m[S.NOISE_TRANSFORMS], m[S.MIXTURE_TRANSFORMS],
         ])

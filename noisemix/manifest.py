@@ -105,8 +105,9 @@ def _check_mixture_names(mixtures: pd.DataFrame, where: Path) -> None:
     unsafe = ~mixtures[S.MIXTURE_ID].str.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*")
     if unsafe.any():
         raise S.ManifestError(f"{where}: mixture id {mixtures[S.MIXTURE_ID][unsafe].iloc[0]!r} is not a plain file name")
-    if mixtures[S.MIXTURE_ID].duplicated().any():
-        raise S.ManifestError(f"{where}: duplicate mixture id {mixtures[S.MIXTURE_ID][mixtures[S.MIXTURE_ID].duplicated()].iloc[0]!r}")
+    repeated = mixtures[S.MIXTURE_ID][mixtures[S.MIXTURE_ID].duplicated()]
+    if len(repeated):
+        raise S.ManifestError(f"{where}: duplicate mixture id {repeated.iloc[0]!r}")
 
 
 def table_fingerprint(table: pa.Table) -> str:

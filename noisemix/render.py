@@ -12,7 +12,6 @@ import ctypes
 import hashlib
 import io
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -73,7 +72,6 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
         (out / name).mkdir(exist_ok=True)
     job = _Job(str(manifest.directory), {k: str(v) for k, v in manifest.roots.items()}, str(out), stems, fmt, loudness,
                str(cache_dir) if cache_dir else None)
-    _reuse_freed_memory()
     bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, tasks)), desc="render", unit="mix", disable=not progress)
     with open(journal, "a", encoding="utf-8") as log:
         for records in _run(job, tasks, workers):
@@ -146,6 +144,7 @@ def _render_in_worker(positions: list[int]) -> list[list[dict]]:
 def _run(job: _Job, tasks: list[list[int]], workers: int):
     """Records of each rendered row, in task order."""
     if workers <= 1 or len(tasks) <= 1:
+        _reuse_freed_memory()
         for positions in tasks:
             for position in positions:
                 yield render_row(job, position)

@@ -26,8 +26,7 @@ if [ ! -x "$dat" ]; then
   echo "error: $dat not found (install the package into $venv)" >&2
   exit 2
 fi
-default_cache=${NOISEMIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/noisemix}
-corpus=${DEMO_CORPUS:-$default_cache/demo-corpus}
+corpus=${DEMO_CORPUS:-$("$venv/bin/python" -c 'from noisemix.cache import cache_dir; print(cache_dir() / "demo-corpus")')}
 if [ ! -d "$corpus" ]; then
   echo "error: demo corpus not found at $corpus (set DEMO_CORPUS, or build it with noisemix first)" >&2
   exit 2

@@ -185,7 +185,7 @@ def test_mtat_partial_copy_and_layout_errors(corpora, tmp_path):
     victim = sorted(copy.glob("c/*.mp3"))[0]
     victim.unlink()
     notes = _listing("mtat", copy, allow_partial=True).notes
-    assert any(rf"1 of 9 listed file(s) missing" in n and victim.name in n for n in notes)
+    assert any("1 of 9 listed file(s) missing" in n and victim.name in n for n in notes)
     # A complete annotations_final.csv with a partial audio copy: the missing clips are named.
     index = _index()
     full = pd.DataFrame({"clip_id": index["clip_id"], **{t: 0 for t in mtat.TOP50}, "mp3_path": index["path"]})

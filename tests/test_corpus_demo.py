@@ -327,3 +327,25 @@ def test_corpus_modules_import_without_torch_or_the_demo_packages():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "list"
+
+
+def test_install_script_installs_what_the_builder_checks():
+    """install-demo-deps.sh cannot import noisemix (it runs before the install): its lists are kept by hand."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from noisemix.corpus import packages as pk
+
+    script = (Path(pk.__file__).parent / "install-demo-deps.sh").read_text()
+
+    def bash_array(name):
+        return shlex.split(re.search(rf"^{name}=\(([^)]*)\)", script, re.M).group(1))
+
+    def bash_value(name):
+        return shlex.split(re.search(rf"^{name}=(\S+)", script, re.M).group(1))[0]
+
+    assert bash_array("DEBIAN_PACKAGES") == list(pk.DEBIAN_PACKAGES)
+    assert bash_array("PIP_PACKAGES") == list(pk.PIP_PACKAGES)
+    assert bash_value("WHEEL") == pk.WHEEL_REQUIREMENT
+    assert bash_value("WHEEL_FILE") == pk._WHEEL_FILE

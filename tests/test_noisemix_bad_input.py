@@ -71,7 +71,7 @@ def test_bad_clean_file_fails_with_its_name_or_is_skipped(corpus_copy, tmp_path,
     assert not (tmp_path / "m" / S.MIXTURES_FILE).exists()
     skipped = run_cli(*args, "--out", tmp_path / "m2", "--on-error", "skip")
     assert skipped.returncode == 0, skipped.stderr
-    assert f"skipped: " in skipped.stdout and name in skipped.stdout
+    assert "skipped: " in skipped.stdout and name in skipped.stdout
     report = json.loads((tmp_path / "m2" / S.INFO_FILE).read_text())["report"]
     assert any(name in line and problem in line for line in report["skipped_files"])
 

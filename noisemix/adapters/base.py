@@ -15,9 +15,12 @@ from pathlib import Path
 
 from ..errors import NoisemixError
 
-__all__ = ["Listing", "Adapter", "parse_options", "present_files", "require_file", "MISSING_SHOWN"]
+__all__ = ["Listing", "Adapter", "parse_options", "present_files", "require_file", "partial_copy", "MISSING_SHOWN",
+           "PARTIAL_COPY"]
 
 MISSING_SHOWN = 10  # missing files named in a message; the count is always given
+# Build-report notes that start with this mark a benchmark built from an incomplete corpus (the card flags them).
+PARTIAL_COPY = "partial copy: "
 
 
 @dataclass
@@ -95,11 +98,16 @@ def present_files(folder: Path, expected: list[str], corpus: str, allow_partial:
     text = f"{corpus}: {len(missing):,} of {len(expected):,} listed file(s) missing under {folder}: {shown}"
     if not present:
         raise NoisemixError(f"{text}; is {folder} the {corpus} folder?")
+    return present, partial_copy(text, allow_partial, f"complete the copy, or set allow_partial = true for {corpus} "
+                                 f"(recipe [corpora] table or --corpus-option {corpus}.allow_partial=true) "
+                                 "knowing that results are then not comparable with the full benchmark")
+
+
+def partial_copy(text: str, allow_partial: bool, remedy: str) -> list[str]:
+    """The build-report note for an incomplete corpus; an error naming ``remedy`` unless allowed."""
     if not allow_partial:
-        raise NoisemixError(f"{text}; complete the copy, or set allow_partial = true for {corpus} "
-                            f"(recipe [corpora] table or --corpus-option {corpus}.allow_partial=true) "
-                            "knowing that results are then not comparable with the full benchmark")
-    return present, [f"partial copy: {text}"]
+        raise NoisemixError(f"{text}; {remedy}")
+    return [PARTIAL_COPY + text]
 
 
 def require_file(path: Path, corpus: str, layout: str) -> Path:

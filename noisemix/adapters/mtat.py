@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import NoisemixError
-from .base import Adapter, Listing, present_files, require_file
+from .base import Adapter, Listing, partial_copy, present_files, require_file
 
 __all__ = ["ADAPTER", "TOP50", "CORRUPT_CLIP_IDS", "EXPECTED_COUNTS", "pons2017_split", "read_annotations"]
 
@@ -107,9 +107,7 @@ def _count_notes(table: pd.DataFrame, path: Path, allow_partial: bool) -> list[s
     text = (f"mtat: {path} lists {' / '.join(f'{found[s]:,} {s}' for s in found)} clip(s) (after removing the known-corrupt "
             f"ids {', '.join(map(str, CORRUPT_CLIP_IDS))}); pons2017 has "
             f"{' / '.join(f'{n:,}' for n in EXPECTED_COUNTS.values())}")
-    if not allow_partial:
-        raise NoisemixError(f"{text}; use the dataset's complete {ANNOTATIONS}, or set allow_partial = true for mtat")
-    return [f"partial copy: {text}"]
+    return partial_copy(text, allow_partial, f"use the dataset's complete {ANNOTATIONS}, or set allow_partial = true for mtat")
 
 
 ADAPTER = Adapter(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import NoisemixError
-from .base import Adapter, Listing, present_files, require_file
+from .base import PARTIAL_COPY, Adapter, Listing, present_files, require_file
 
 __all__ = ["ADAPTER", "CATEGORY_OF_FOLDER"]
 
@@ -38,7 +38,7 @@ def _listing(folder: Path, options: dict) -> Listing:
         raise NoisemixError(f"{folder}: MUSAN folder(s) {', '.join(absent)} missing; complete the copy or set "
                             "allow_partial = true for musan (results are then not comparable)")
     if absent:
-        notes.append(f"partial copy: musan: folder(s) {', '.join(absent)} missing under {folder}")
+        notes.append(PARTIAL_COPY + f"musan: folder(s) {', '.join(absent)} missing under {folder}")
     files, meta = [], {}
     for name in found:
         subsets = sorted(p.name for p in (folder / name).iterdir() if p.is_dir())

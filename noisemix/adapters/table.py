@@ -13,12 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import NoisemixError
+from .. import schema as S
 from ..schema import ManifestError, check_relative_path
 from .base import Adapter, Listing, present_files
 
 __all__ = ["ADAPTER", "COLUMNS"]
 
-COLUMNS = ("path", "tags", "group", "split", "category", "subcategory")
+# The table speaks the sources table's language: the same column names.
+COLUMNS = (S.PATH, S.TAGS, S.GROUP, S.SPLIT, S.CATEGORY, S.SUBCATEGORY)
 LAYOUT = "ROOT/index.csv (or index.tsv) with columns path[,tags,group,split,category,subcategory]"
 
 

@@ -92,10 +92,14 @@ def license_for(package: str, path: str) -> str:
 
 def write_attribution(rows: dict[str, Attribution], target: Path) -> None:
     """ATTRIBUTION.csv sorted by corpus path; ``rows`` maps path (relative to the corpus) to source."""
+    write_csv([[path, a.package, a.package_version, a.original_path, a.license]
+               for path, a in sorted(rows.items())], list(ATTRIBUTION_COLUMNS), target)
+
+
+def write_csv(rows: list[list], header: list[str], target: Path) -> None:
+    """A small CSV table with Unix line ends (the corpus's tables are compared byte for byte)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(ATTRIBUTION_COLUMNS)
-    for path in sorted(rows):
-        a = rows[path]
-        writer.writerow([path, a.package, a.package_version, a.original_path, a.license])
+    writer.writerow(header)
+    writer.writerows(rows)
     target.write_text(buffer.getvalue(), encoding="utf-8")

