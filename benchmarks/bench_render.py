@@ -184,6 +184,8 @@ def report(runs: dict[str, list[dict]], args) -> None:
     print(f"CPU time, noisemix (1 worker) / plain numpy:     {cpu['noisemix-1'] / cpu['plain']:.2f}x")
     print(f"wall-time speed-up, 2 workers vs 1:              {wall['noisemix-1'] / wall['noisemix-2']:.2f}x "
           f"(on {os.cpu_count()} cores; the plain loop in 2 processes: {wall['plain'] / wall['plain-2']:.2f}x)")
+    print(f"throughput (wall), noisemix 2 workers / audiomentations: {wall['audiomentations'] / wall['noisemix-2']:.2f}x "
+          f"(audiomentations has no parallel mode)")
 
 
 if __name__ == "__main__":

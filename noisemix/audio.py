@@ -59,15 +59,26 @@ def probe(path: Path) -> AudioInfo:
     return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
 
 
+# Integer PCM read as integers and scaled here: libsndfile's own conversion to float is
+# several times slower, and scaling by a power of two gives the very same float32 values.
+_INTEGER_READS = {"PCM_S8": ("int16", 2.0**-15), "PCM_U8": ("int16", 2.0**-15), "PCM_16": ("int16", 2.0**-15),
+                  "PCM_24": ("int32", 2.0**-31), "PCM_32": ("int32", 2.0**-31)}
+
+
 def decode(path: Path) -> tuple[np.ndarray, int]:
     """All frames as float32 ``(frames, channels)`` and the sample rate, checked."""
     _require_file(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as handle:
+            integer = _INTEGER_READS.get(handle.subtype)
+            data = handle.read(dtype=integer[0] if integer else "float32", always_2d=True)
+            rate = handle.samplerate
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(path, f"unreadable audio ({_short(exc)})") from None
     if data.size == 0:
         raise AudioError(path, "contains no audio frames")
+    if integer:
+        return np.multiply(data, np.float32(integer[1]), dtype=np.float32), int(rate)
     if not np.isfinite(data).all():
         raise AudioError(path, "contains NaN or infinite samples")
     return data, int(rate)
@@ -102,11 +113,11 @@ def resolve(roots: dict[str, Path], root: str, relative: str, where: str = "mani
     if root not in roots:
         known = ", ".join(sorted(roots)) or "none"
         raise AudioError(relative, f"root {root!r} is not given (known roots: {known}); pass --root {root}=PATH")
-    base = Path(roots[root])
-    path = Path(os.path.normpath(base / relative))
-    if base != path and base not in path.parents:
+    base = os.path.normpath(roots[root])
+    path = os.path.normpath(os.path.join(base, relative))
+    if path != base and not path.startswith(base.rstrip(os.sep) + os.sep):
         raise AudioError(relative, f"climbs out of root {root!r}")
-    return path
+    return Path(path)
 
 
 def _short(exc: BaseException) -> str:

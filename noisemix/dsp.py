@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 __all__ = [
-    "SILENCE_DBFS", "power", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
+    "SILENCE_DBFS", "power", "measured_energy", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
     "crossfade_length", "mix", "peak_guard_scale", "to_pcm16", "from_pcm16", "loudness_lufs",
 ]
 
@@ -41,15 +41,23 @@ def power(x: np.ndarray) -> float:
     return float(np.einsum("i,i->", x, x, dtype=np.float64) / x.size) if x.size else 0.0
 
 
-def measured_power(x: np.ndarray) -> float:
-    """Mean power for measurements: numpy's pairwise float32 sum (~1e-6 relative, 1e-5 dB).
+def measured_energy(x: np.ndarray, block: int = 1 << 16) -> float:
+    """Sum of squares for measurements: float32 sums over blocks, added in float64
+    (~1e-6 relative, 1e-5 dB).
 
-    No BLAS: its threads spin against render workers on small machines.
+    One pass without temporaries (``einsum``), and no BLAS: its threads spin against
+    render workers on small machines.
     """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32)
-    return float(np.square(x).sum()) / x.size if x.size else 0.0
+    return sum(float(np.einsum("i,i->", part, part)) for part in (x[i:i + block] for i in range(0, x.size, block)))
+
+
+def measured_power(x: np.ndarray) -> float:
+    """Mean power for measurements (see :func:`measured_energy`)."""
+    x = np.asarray(x)
+    return measured_energy(x) / x.size if x.size else 0.0
 
 
 def power_db(p) -> np.ndarray:
@@ -115,15 +123,20 @@ def peak_guard_scale(peak, limit: float = PEAK_LIMIT):
     return np.where(peak <= limit, 1.0, limit / np.maximum(peak, 1e-30))
 
 
-def to_pcm16(x: np.ndarray) -> np.ndarray:
-    """Float [-1, 1) to int16 by rounding (values beyond full scale saturate)."""
+def to_pcm16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Float [-1, 1) to int16 by rounding (values beyond full scale saturate), into ``out`` if given."""
     # Scaling by a power of two is exact in float32, so rounding there gives the same integers.
-    scaled = np.rint(np.asarray(x, dtype=np.float32) * np.float32(32768.0))
-    return np.clip(scaled, -32768, 32767, out=scaled).astype(np.int16)
+    scaled = np.multiply(x, np.float32(32768.0), dtype=np.float32)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -32768, 32767, out=scaled)
+    if out is None:
+        return scaled.astype(np.int16)
+    np.copyto(out, scaled, casting="unsafe")
+    return out
 
 
 def from_pcm16(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float32) / np.float32(32768.0)
+    return np.multiply(x, np.float32(2.0**-15), dtype=np.float32)
 
 
 def loudness_lufs(x: np.ndarray, sample_rate: int) -> float:

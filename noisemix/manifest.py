@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,13 @@ class Manifest:
         return list(self.info.get("tags") or [])
 
     def source_path(self, source_id: str) -> Path:
-        row = self.sources.loc[source_id]
-        return resolve(self.roots, row[S.ROOT], row[S.PATH], where=f"source {source_id}")
+        root, path = self._source_locations[source_id]
+        return resolve(self.roots, root, path, where=f"source {source_id}")
+
+    @functools.cached_property
+    def _source_locations(self) -> dict[str, tuple[str, str]]:
+        # A pandas row look-up per source costs more than decoding a short clip.
+        return dict(zip(self.sources.index, zip(self.sources[S.ROOT], self.sources[S.PATH])))
 
     def split(self, name: str) -> pd.DataFrame:
         return self.mixtures[self.mixtures[S.SPLIT] == name]

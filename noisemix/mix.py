@@ -31,21 +31,28 @@ class Mixer:
     decoded once across processes and runs.
     """
 
-    def __init__(self, manifest: Manifest, cache_dir: Path | None = None, memory_mb: float = 512):
+    def __init__(self, manifest: Manifest, cache_dir: Path | None = None, memory_mb: float = 512,
+                 clean_memory_mb: float | None = None):
         self.manifest = manifest
         self.sample_rate = manifest.sample_rate
         self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
         self.guard_peaks = manifest.info["spec"].get("clip_policy", "scale") == "scale"
         self.cache = DecodedCache(self.sample_rate, cache_dir, memory_mb)
+        # With its own (small) budget, a stream of clean sources cannot push out the noise
+        # recordings that a render keeps reusing.
+        self.clean_cache = self.cache if clean_memory_mb is None else DecodedCache(
+            self.sample_rate, cache_dir, clean_memory_mb)
         self._locations: dict[str, tuple[Path, str]] = {}
+        self._hashes: dict[str, str] = {}
 
-    def source(self, source_id: str) -> np.ndarray:
+    def source(self, source_id: str, cache: DecodedCache | None = None) -> np.ndarray:
         """Mono audio of a source at the manifest's sample rate."""
         location = self._locations.get(source_id)
         if location is None:
-            sha = self.manifest.sources.at[source_id, S.SHA256]
-            location = self._locations[source_id] = (self.manifest.source_path(source_id), sha)
-        return self.cache.get(*location)
+            if not self._hashes:
+                self._hashes.update(zip(self.manifest.sources.index, self.manifest.sources[S.SHA256]))
+            location = self._locations[source_id] = (self.manifest.source_path(source_id), self._hashes[source_id])
+        return (cache or self.cache).get(*location)
 
     def clean(self, row) -> np.ndarray:
         """The unscaled clean segment of ``row``."""
@@ -58,7 +65,7 @@ class Mixer:
 
     def _clean_window(self, row, start: int, length: int) -> np.ndarray:
         offset = int(row[S.CLEAN_OFFSET]) + start
-        segment = self.source(row[S.CLEAN_SOURCE_ID])[offset:offset + length]
+        segment = self.source(row[S.CLEAN_SOURCE_ID], self.clean_cache)[offset:offset + length]
         if segment.size != length:
             raise ValueError(f"mixture {row[S.MIXTURE_ID]}: clean segment exceeds its source")
         return segment
@@ -73,10 +80,10 @@ class Mixer:
 
     def stems(self, row) -> tuple[np.ndarray, np.ndarray | None]:
         """Scaled clean and noise stems; their sum (plus mixture transforms) is the mixture."""
-        clean = self.clean(row).astype(np.float32) * np.float32(row[S.CLEAN_GAIN])
+        clean = np.multiply(self.clean(row), np.float32(row[S.CLEAN_GAIN]), dtype=np.float32)
         noise = self.noise(row)
         if noise is not None:
-            noise = noise.astype(np.float32) * np.float32(row[S.NOISE_GAIN])
+            noise = np.multiply(noise, np.float32(row[S.NOISE_GAIN]), dtype=np.float32)
         return clean, noise
 
     def mix(self, row, start: int = 0, length: int | None = None) -> np.ndarray:

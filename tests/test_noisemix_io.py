@@ -122,3 +122,21 @@ def test_a_first_build_decodes_each_file_once_and_keeps_no_decoded_copies(synthe
     build_manifest(inputs, BuildSpec(seed=1, segment_frames=22050), tmp_path / "m", progress=False)
     assert decoded and len(decoded) == len(set(decoded)) == len(list(corpus.rglob("*.flac")))
     assert not (tmp_path / "cache" / "decoded").exists()
+
+
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("WAV", "PCM_24"), ("FLAC", "PCM_24"),
+                                          ("WAV", "PCM_U8"), ("WAV", "PCM_32"), ("WAV", "FLOAT")])
+def test_integer_pcm_decodes_to_the_very_floats_libsndfile_gives(tmp_path, fmt, subtype):
+    import numpy as np
+    import soundfile as sf
+
+    from noisemix.audio import decode
+
+    samples = np.random.default_rng(0).uniform(-1, 1, size=(5000, 2))
+    samples[:2] = [[-1.0, 1.0], [1.0, -1.0]]
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, samples, 22050, format=fmt, subtype=subtype)
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    data, rate = decode(path)
+    assert rate == 22050 and data.dtype == np.float32
+    np.testing.assert_array_equal(data, expected)

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -94,3 +95,60 @@ def test_verify_reports_changed_and_missing_sources(built_manifest, synthetic_co
     assert any("missing" in line and used[0] in line for line in lines)
     assert any("not the same recording" in line and used[1] in line for line in lines)
     assert any("harmless" in line and used[2] in line for line in lines)
+
+
+def test_blockwise_mixing_gives_the_samples_of_whole_array_mixing(built_manifest):
+    from noisemix.mix import Mixer
+    from noisemix.render import _render_in_blocks
+
+    manifest = load_manifest(built_manifest)
+    mixer = Mixer(manifest)
+    rows = manifest.mixtures
+    kinds = {"clean": rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference), "looped": rows[S.NOISE_LOOPED],
+             "cropped": ~rows[S.NOISE_LOOPED] & ~rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference)}
+    for kind, mask in kinds.items():
+        assert mask.any(), f"the test manifest has no {kind} row"
+        row = rows[mask].iloc[0]
+        clean, noise = mixer.stems(row)
+        expected = {"mixture": dsp.to_pcm16(mixer.mixture_of_stems(row, clean, noise)), "clean": dsp.to_pcm16(clean)}
+        if noise is not None:
+            expected["noise"] = dsp.to_pcm16(noise)
+        # 1000-sample blocks: many blocks and a partial last one.
+        outputs, measured = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN],
+                                              row[S.NOISE_GAIN], stems=True, block=1000)
+        assert list(outputs) == list(expected)
+        for stem, pcm in expected.items():
+            np.testing.assert_array_equal(outputs[stem], pcm, err_msg=f"{kind} row, {stem}")
+        if noise is None:
+            assert np.isnan(measured)
+        else:
+            whole = dsp.snr_db(clean, dsp.from_pcm16(expected["mixture"]) - clean)
+            assert abs(measured - whole) < 1e-4 and abs(measured - row[S.SNR_DB]) < 0.1
+
+
+def test_wav_bytes_are_what_libsndfile_writes():
+    import io
+
+    from noisemix.render import _encoded
+
+    pcm = np.random.default_rng(0).integers(-32768, 32768, 12345).astype(np.int16)
+    expected = io.BytesIO()
+    sf.write(expected, pcm, 22050, subtype="PCM_16", format="WAV")
+    assert b"".join(bytes(chunk) for chunk in _encoded(pcm, 22050, "wav")) == expected.getvalue()
+
+
+def test_a_stream_of_clean_sources_does_not_push_out_the_noise_in_use(built_manifest, monkeypatch):
+    from noisemix import audio
+    from noisemix.mix import Mixer
+
+    decoded = []
+    real = audio.load_mono
+    monkeypatch.setattr(audio, "load_mono", lambda path, rate: decoded.append(str(path)) or real(path, rate))
+    manifest = load_manifest(built_manifest)
+    rows = manifest.mixtures[~manifest.mixtures[S.NOISE_SOURCE_ID].map(S.is_clean_reference)]
+    rows = rows.sort_values(S.NOISE_SOURCE_ID, kind="stable")
+    mixer = Mixer(manifest, memory_mb=0, clean_memory_mb=0)  # each cache keeps only its latest source
+    for _, row in rows.iterrows():
+        mixer.stems(row)
+    noise_paths = {str(manifest.source_path(s)) for s in rows[S.NOISE_SOURCE_ID]}
+    assert sorted(p for p in decoded if p in noise_paths) == sorted(noise_paths)  # each noise decoded once
