@@ -132,7 +132,7 @@ def evaluate(
     root: List[str] = typer.Option([], "--root"),
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(2, help="loader workers"),
-    cache_dir: Optional[Path] = typer.Option(None, help="decoded-audio cache shared by the runs (default: RUN/cache)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="decoded-audio cache (default: noisemix's, $NOISEMIX_CACHE/decoded, shared by all runs)"),
 ):
     """Score runs on clean clips, per SNR (5 dB bins on random-SNR manifests), per noise
     category and per tag. Reports: RUN/NAME/{metrics.json, per_tag.csv, table.md, auc_vs_snr.png}."""

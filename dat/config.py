@@ -71,7 +71,7 @@ class DataConfig:
 
     audio: Literal["mix", "rendered"] = "mix"  # mix on the fly with noisemix, or read rendered files
     render_dir: str = ""                      # with audio='rendered': the `noisemix render` output
-    cache_dir: str = ""                       # decoded-source cache; '' = <run>/cache
+    cache_dir: str = ""                       # decoded-source cache; '' = noisemix's, shared by all runs
     batch_size: int = 16                      # per process (DDP multiplies it by the world size)
     eval_batch_size: int = 32
     num_workers: int = 2                      # loader workers per domain; 0 loads in the main process

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from noisemix import Mixer
+from noisemix import Mixer, load_renders
 from noisemix import schema as S
 from noisemix.rng import stable_key
 
@@ -120,13 +120,11 @@ class RenderedAudio:
     """Windows of mixtures written by ``noisemix render`` (the ``mixture`` stem)."""
 
     def __init__(self, manifest, render_dir: Path):
-        import pyarrow.parquet as pq
-
         render_dir = Path(render_dir)
-        table_path = render_dir / S.RENDERS_FILE
-        if not table_path.is_file():
-            raise DatError(f"{table_path}: not found (is {render_dir} a `noisemix render` output?)")
-        table = S.validate_table(pq.read_table(table_path), S.RENDERS_SCHEMA, str(table_path)).to_pandas()
+        try:
+            table = load_renders(render_dir)  # sharded renders included
+        except S.ManifestError as exc:
+            raise DatError(f"{exc} (is {render_dir} a `noisemix render` output?)") from None
         table = table[table[S.STEM] == "mixture"]
         self.paths = {m: render_dir / p for m, p in zip(table[S.MIXTURE_ID], table[S.OUTPUT_PATH])}
         self.sample_rate = manifest.sample_rate

@@ -12,7 +12,7 @@ Column names live in :mod:`noisemix.schema`. This package never imports torch.
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .audio import load_mono
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, load_manifest, load_renders
 from .mix import Mixer, mix_row
 
 try:
@@ -20,4 +20,4 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0"
 
-__all__ = ["Manifest", "load_manifest", "Mixer", "mix_row", "load_mono", "__version__"]
+__all__ = ["Manifest", "load_manifest", "load_renders", "Mixer", "mix_row", "load_mono", "__version__"]

@@ -16,7 +16,7 @@ import pandas as pd
 from . import dsp, rng, transforms
 from . import schema as S
 from .audio import DecodedCache, resampler_name, resolve
-from .cache import cache_dir
+from .cache import cache_dir, decoded_dir
 from .energy import IndexRequest, SourceIndex, block_size_for, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import frame_to_table, write_manifest
@@ -58,7 +58,7 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     report.notes += scanned.notes
     sources = assign_splits(scanned.sources, spec.split_fractions)
     roots = {item.root_name: Path(item.root_path).resolve() for item in inputs}
-    audio = DecodedCache(spec.sample_rate, cache_dir() / "decoded", memory_mb=256)
+    audio = DecodedCache(spec.sample_rate, decoded_dir(), memory_mb=256)
     sources, index = _index_sources(sources, roots, index_request, on_error, progress, report)
     mixtures = plan_mixtures(sources, index, spec, roots, audio, report)
     vocabulary = tags if tags is not None else adapter_vocabulary(inputs) or sorted({t for ts in sources[S.TAGS] for t in ts})

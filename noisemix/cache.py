@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir"]
+__all__ = ["cache_dir", "decoded_dir"]
 
 
 def cache_dir() -> Path:
@@ -15,3 +15,11 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "noisemix"
+
+
+def decoded_dir() -> Path:
+    """Decoded sources (one ``.npy`` per file hash and sample rate), shared by builds and trainers.
+
+    Entries are keyed by content, so every manifest and run can share them safely.
+    """
+    return cache_dir() / "decoded"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["atomic_path", "write_bytes", "write_parquet", "write_json", "write_text"]
+__all__ = ["atomic_path", "write_bytes", "write_parquet", "write_json", "write_text", "read_text_table"]
 
 
 @contextlib.contextmanager
@@ -72,3 +72,19 @@ def write_json(data, target: Path) -> None:
 def write_text(text: str, target: Path) -> None:
     with atomic_path(target) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
+
+
+def read_text_table(path: Path, sep: str | None = None, hint: str = ""):
+    """A CSV file (TSV by its suffix, unless ``sep`` is given) as text columns.
+
+    A file pandas cannot parse is a one-line :class:`NoisemixError` naming it, plus ``hint``.
+    """
+    import pandas as pd
+
+    from .errors import NoisemixError
+
+    sep = sep or ("\t" if Path(path).suffix == ".tsv" else ",")
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise NoisemixError(f"{path}: unreadable table ({exc}){hint}") from None

@@ -16,7 +16,7 @@ from . import schema as S
 from .audio import resolve
 from .io import write_json, write_parquet
 
-__all__ = ["Manifest", "load_manifest", "write_manifest", "frame_to_table", "table_fingerprint", "parse_roots"]
+__all__ = ["Manifest", "load_manifest", "load_renders", "write_manifest", "frame_to_table", "table_fingerprint", "parse_roots"]
 
 
 @dataclass
@@ -101,6 +101,21 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
         sources[column] = sources[column].map(list)
         mixtures[column] = mixtures[column].map(list)
     return Manifest(directory, info, sources.set_index(S.SOURCE_ID, drop=False), mixtures, merged_roots)
+
+
+def load_renders(directory) -> pd.DataFrame:
+    """The renders table of a ``noisemix render`` output folder, one row per written file.
+
+    Shard renders (``--shard I/N``) into one folder each write their own table; all are
+    read. Where tables overlap, the most recently written one wins, as its files are the
+    ones on disk.
+    """
+    directory = Path(directory)
+    tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: path.stat().st_mtime_ns)
+    if not tables:
+        raise S.ManifestError(f"{directory}: no renders table ({S.RENDERS_FILE}) found; run noisemix render first")
+    frame = pd.concat([_read_table(path, S.RENDERS_SCHEMA).to_pandas() for path in tables], ignore_index=True)
+    return frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
 
 
 def _check_mixture_names(mixtures: pd.DataFrame, where: Path) -> None:

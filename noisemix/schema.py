@@ -40,6 +40,7 @@ SOURCES_FILE = "sources.parquet"
 MIXTURES_FILE = "mixtures.parquet"
 INFO_FILE = "manifest.json"
 RENDERS_FILE = "renders.parquet"
+RENDERS_GLOB = "renders*.parquet"  # renders.parquet, or renders.shard-I-of-N.parquet per shard
 
 ROLES = ("clean", "noise")
 CATEGORIES = ("environmental", "speech", "music")
@@ -229,3 +230,8 @@ def is_clean_reference(noise_source_id: str) -> bool:
 
 def snr_is_defined(snr_db: float) -> bool:
     return not math.isnan(snr_db)
+
+
+def tags_from_text(text: str) -> list[str]:
+    """Tags as written in a CSV/TSV cell: ``;``-separated, blanks ignored."""
+    return [tag.strip() for tag in text.split(";") if tag.strip()]

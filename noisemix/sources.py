@@ -37,7 +37,7 @@ from .audio import decode, probe, sha256_file, to_mono
 from .cache import cache_dir
 from .energy import IndexRequest
 from .errors import AudioError, NoisemixError
-from .io import write_parquet
+from .io import read_text_table, write_parquet
 
 __all__ = ["CorpusInput", "ScanResult", "scan", "AUDIO_EXTENSIONS", "source_id"]
 
@@ -160,17 +160,14 @@ def _metadata(item: CorpusInput) -> dict[str, dict]:
 
 
 def _read_metadata(path: Path, role: str) -> dict[str, dict]:
-    try:
-        table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise NoisemixError(f"{path}: unreadable table ({exc})") from None
+    table = read_text_table(path)
     if "path" not in table.columns:
         raise NoisemixError(f"{path}: needs a 'path' column (found: {', '.join(table.columns)})")
     meta = {}
     for record in table.to_dict("records"):
         entry = {k: v.strip() for k, v in record.items() if k != "path" and k != "tags" and v.strip()}
         if role == "clean" and "tags" in record:
-            entry["tags"] = [t.strip() for t in record["tags"].split(";") if t.strip()]
+            entry["tags"] = S.tags_from_text(record["tags"])
         meta[Path(record["path"]).as_posix()] = entry
     return meta
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from . import schema as S
 from .audio import probe, resolve, sha256_file
 from .errors import AudioError, NoisemixError
+from .manifest import load_renders
 from .sources import examine_file
 
 __all__ = ["verify_manifest", "HARMLESS"]
@@ -69,13 +68,10 @@ def _check_source(roots, row: dict) -> str | None:
 def _check_renders(manifest, renders: Path, progress: bool) -> list[str]:
     from tqdm import tqdm
 
-    tables = sorted(renders.glob("renders*.parquet"))
-    if not tables:
-        return [f"{renders}: no renders table (renders.parquet) found; run noisemix render first"]
     try:
-        table = pd.concat([pd.read_parquet(t) for t in tables], ignore_index=True)
-    except (OSError, ValueError) as exc:
-        return [f"{renders}: unreadable renders table ({exc})"]
+        table = load_renders(renders)
+    except S.ManifestError as exc:
+        return [str(exc)]
     problems = []
     missing = set(manifest.mixtures[S.MIXTURE_ID]) - set(table[S.MIXTURE_ID])
     if missing:

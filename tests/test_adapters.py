@@ -289,3 +289,39 @@ def test_scan_cli_names_roots_by_adapter_and_refuses_wrong_roles(corpora, tmp_pa
 def test_every_adapter_documents_layout_and_licence():
     for adapter in ADAPTERS.values():
         assert adapter.layout and adapter.licence and adapter.title
+
+
+def test_option_values_are_refused_when_read_not_when_listing():
+    from noisemix.adapters import parse_options
+
+    with pytest.raises(NoisemixError, match="untagged='dorp': choose keep or drop"):
+        parse_options(ADAPTERS["mtat"], {"untagged": "dorp"})
+    with pytest.raises(NoisemixError, match="train_folds: fold 6 is not one of 1-5"):
+        parse_options(ADAPTERS["esc50"], {"train_folds": "1,6"})
+    with pytest.raises(NoisemixError, match="fold 3 is in both"):
+        parse_options(ADAPTERS["esc50"], {"valid_folds": "3"})
+    assert parse_options(ADAPTERS["mtat"], {"untagged": "drop"})["untagged"] == "drop"
+
+
+def test_option_files_are_relative_to_the_corpus_folder(tmp_path):
+    copy = tmp_path / "mtat"
+    make_mtat(copy)
+    (copy / "labels").mkdir()
+    (copy / "annotations_final.csv").rename(copy / "labels" / "tags.csv")
+    listing = _listing("mtat", copy, annotations="labels/tags.csv", allow_partial=True)
+    assert len(listing.files) == len(pick_mtat_clips()) - 1  # all but the corrupt clip
+    folder = tmp_path / "speech"
+    (folder / "meta").mkdir(parents=True)
+    for name in ("a.wav", "b.wav"):
+        sf.write(folder / name, _tone(1.0, 16000, 400), 16000, subtype="PCM_16")
+    (folder / "index.tsv").write_text("path\tgroup\na.wav\tg1\n")
+    assert _listing("csv", folder).meta == {"a.wav": {"group": "g1"}}
+    (folder / "meta" / "list.csv").write_text("path,category\na.wav,\nb.wav,music\n")
+    meta = _listing("csv", folder, table="meta/list.csv", category="speech").meta
+    assert meta == {"a.wav": {"category": "speech"}, "b.wav": {"category": "music"}}  # the table's own value wins
+
+
+def test_adapter_roots_take_the_name_given_before_the_path(corpora):
+    base, _ = corpora
+    (noise,) = corpus_inputs([], [f"musan:m={base / 'musan'}"])
+    assert (noise.root_name, noise.adapter, noise.role) == ("m", "musan", "noise")

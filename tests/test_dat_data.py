@@ -115,7 +115,8 @@ def test_bad_manifests_fail_clearly(tmp_path):
         DomainStream(small, 4, 0, 0)
 
 
-def test_rendered_files_give_the_same_input_as_on_the_fly_mixing(manifest, tmp_path):
+@pytest.mark.parametrize("tables", [1, 2])
+def test_rendered_files_give_the_same_input_as_on_the_fly_mixing(manifest, tmp_path, tables):
     import pyarrow as pa
     import pyarrow.parquet as pq
     import soundfile as sf
@@ -129,10 +130,13 @@ def test_rendered_files_give_the_same_input_as_on_the_fly_mixing(manifest, tmp_p
         sf.write(tmp_path / rel, mixer.mix(row), manifest.sample_rate, subtype="FLOAT")
         records.append({S.MIXTURE_ID: row[S.MIXTURE_ID], S.STEM: "mixture", S.OUTPUT_PATH: rel, S.SHA256: "",
                         S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0})
-    pq.write_table(pa.Table.from_pylist(records, schema=S.RENDERS_SCHEMA), tmp_path / S.RENDERS_FILE)
+    # One renders table, or one per shard as `noisemix render --shard I/2` writes them.
+    names = [S.RENDERS_FILE] if tables == 1 else [f"renders.shard-{i}-of-2.parquet" for i in range(2)]
+    for i, name in enumerate(names):
+        pq.write_table(pa.Table.from_pylist(records[i::len(names)], schema=S.RENDERS_SCHEMA), tmp_path / name)
     rendered = ChunkDataset(rows, RenderedAudio(manifest, tmp_path), 2187)
     mixed = ChunkDataset(rows, MixedAudio(manifest, tmp_path / "cache"), 2187)
     for k in range(len(mixed)):
         np.testing.assert_allclose(rendered[k]["audio"].numpy(), mixed[k]["audio"].numpy(), atol=1e-6)
-    with pytest.raises(DatError, match="not found"):
+    with pytest.raises(DatError, match="no renders table"):
         RenderedAudio(manifest, tmp_path / "elsewhere")

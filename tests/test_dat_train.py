@@ -17,6 +17,7 @@ from dat.testing import write_synthetic_manifest
 from dat.train import train
 from noisemix import load_manifest
 from noisemix import schema as S
+from noisemix.cache import decoded_dir
 from noisemix.manifest import write_manifest
 
 
@@ -50,6 +51,7 @@ def test_all_methods_train_with_their_stages_and_same_budget(trained):
     for method, (run, result) in trained.items():
         stages, steps = expect[method]
         assert result["completed"] == stages and result["global_step"] == steps, method
+        assert not (run / "cache").exists()  # decoded audio goes to noisemix's shared cache, once for all runs
         log = pd.read_csv(run / "log.csv")
         assert sorted(log["stage"].unique()) == stages
         assert log["loss"].notna().all() and np.isfinite(log["loss"]).all()
@@ -58,6 +60,7 @@ def test_all_methods_train_with_their_stages_and_same_budget(trained):
         saved = json.loads((run / "config.json").read_text())
         assert saved["method"] == method and saved["seed"] == 0
         assert json.loads((run / "run.json").read_text())["versions"]["torch"] == torch.__version__
+    assert any(decoded_dir().rglob("*.npy"))
     dat_log = pd.read_csv(trained["dat"][0] / "log.csv")
     stage3 = dat_log[dat_log["stage"] == 3]
     assert stage3["lambda"].is_monotonic_increasing and stage3["lambda"].iloc[0] >= 0
@@ -236,3 +239,12 @@ def test_tag_order_mismatch_is_refused_by_checkpoint_helper():
     with pytest.raises(DatError, match="manifest adds"):
         checkpoint.check_tags(["a", "b"], ["a", "b", "c"], "best.pt")
     checkpoint.check_tags(["a", "b"], ["a", "b"], "best.pt")
+
+
+def test_a_stage_stops_at_the_first_evaluation_without_gain_when_patience_is_one(manifest_dir, tmp_path):
+    config = config_from_dict({"preset": "tiny", "method": "source-only",
+                               "train": {"patience": 1, "eval_every": 1, "checkpoint_every": 100}})
+    result = train(config, load_manifest(manifest_dir), tmp_path / "run")
+    evaluations = pd.read_csv(tmp_path / "run" / "valid.csv")
+    assert list(evaluations["best"]) == [1] * (len(evaluations) - 1) + [0]  # stopped at the first miss
+    assert result["global_step"] == len(evaluations) < config.train.stage1.steps

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..errors import NoisemixError
 
-__all__ = ["Listing", "Adapter", "parse_options", "present_files", "require_file", "partial_copy", "MISSING_SHOWN",
-           "PARTIAL_COPY"]
+__all__ = ["Listing", "Adapter", "parse_options", "present_files", "corpus_file", "require_file", "partial_copy",
+           "MISSING_SHOWN", "PARTIAL_COPY"]
 
 MISSING_SHOWN = 10  # missing files named in a message; the count is always given
 # Build-report notes that start with this mark a benchmark built from an incomplete corpus (the card flags them).
@@ -25,14 +25,17 @@ PARTIAL_COPY = "partial copy: "
 
 @dataclass
 class Listing:
-    """Files of a corpus (relative POSIX paths) and their metadata, plus notes for the report.
+    """Files of a corpus (relative POSIX paths) with their metadata, plus notes for the report.
 
     ``meta[path]`` may hold ``tags`` (list), ``category``, ``subcategory``, ``group`` and ``split``.
     """
 
-    files: list[str]
     meta: dict[str, dict]
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(self.meta)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Adapter:
     defaults: dict                  # option name -> default value (its type is the option's type)
     lister: object                  # (folder: Path, options: dict) -> Listing
     vocabulary: tuple = ()          # fixed tag order (clean corpora with a canonical label set)
+    check: object = None            # (options: dict) -> None; refuses values the lister cannot use
 
     def listing(self, folder: Path, options: dict) -> Listing:
         return self.lister(Path(folder), parse_options(self, options))
@@ -61,6 +65,8 @@ def parse_options(adapter: Adapter, raw: dict) -> dict:
     options = dict(adapter.defaults)
     for key, value in raw.items():
         options[key] = _convert(adapter.name, key, value, adapter.defaults[key])
+    if adapter.check:
+        adapter.check(options)  # a recipe with a bad value fails when it is read, not at build time
     return options
 
 
@@ -108,6 +114,12 @@ def partial_copy(text: str, allow_partial: bool, remedy: str) -> list[str]:
     if not allow_partial:
         raise NoisemixError(f"{text}; {remedy}")
     return [PARTIAL_COPY + text]
+
+
+def corpus_file(folder: Path, option: str) -> Path:
+    """A file named by an option: absolute, or relative to the corpus folder (as recipes are shared)."""
+    path = Path(option).expanduser()
+    return path if path.is_absolute() else Path(folder) / path
 
 
 def require_file(path: Path, corpus: str, layout: str) -> Path:

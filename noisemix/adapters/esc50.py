@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import NoisemixError
+from ..io import read_text_table
 from .base import Adapter, Listing, present_files, require_file
 
 __all__ = ["ADAPTER", "COLUMNS", "FOLDS"]
@@ -26,10 +25,7 @@ LAYOUT = "ROOT/meta/esc50.csv and ROOT/audio/*.wav (the ESC-50-master folder)"
 def _listing(folder: Path, options: dict) -> Listing:
     split_of = _fold_splits(options)
     path = require_file(folder / "meta" / "esc50.csv", "esc50", LAYOUT)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise NoisemixError(f"{path}: unreadable ({exc})") from None
+    table = read_text_table(path, sep=",")
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise NoisemixError(f"{path}: missing column(s) {', '.join(missing)}; expected the header {','.join(COLUMNS)}")
@@ -49,7 +45,7 @@ def _listing(folder: Path, options: dict) -> Listing:
     rows = dict(zip(rel, zip(folds, table["category"], table["src_file"])))
     meta = {r: {"category": "environmental", "subcategory": rows[r][1], "group": f"esc50/{rows[r][2]}",
                 "split": split_of[rows[r][0]]} for r in present}
-    return Listing(sorted(present), meta, notes + partial)
+    return Listing(meta, notes + partial)
 
 
 def _fold_splits(options: dict) -> dict[int, str]:
@@ -69,5 +65,5 @@ ADAPTER = Adapter(
     licence="CC BY-NC 3.0 (clips from freesound.org; https://github.com/karolpiczak/ESC-50)",
     layout=LAYOUT,
     defaults={"train_folds": (1, 2, 3), "valid_folds": (4,), "test_folds": (5,), "allow_partial": False},
-    lister=_listing,
+    lister=_listing, check=_fold_splits,
 )

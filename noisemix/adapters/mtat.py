@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import NoisemixError
-from .base import Adapter, Listing, partial_copy, present_files, require_file
+from ..io import read_text_table
+from .base import Adapter, Listing, corpus_file, partial_copy, present_files, require_file
 
 __all__ = ["ADAPTER", "TOP50", "CORRUPT_CLIP_IDS", "EXPECTED_COUNTS", "pons2017_split", "read_annotations"]
 
@@ -50,10 +51,7 @@ def pons2017_split(mp3_path: str) -> str:
 
 def read_annotations(path: Path) -> pd.DataFrame:
     """``clip_id`` (int), ``mp3_path`` and ``tags`` (top-50 tags in :data:`TOP50` order)."""
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise NoisemixError(f"{path}: unreadable ({exc}); expected the tab-separated {ANNOTATIONS} of MagnaTagATune") from None
+    table = read_text_table(path, sep="\t", hint=f"; expected the tab-separated {ANNOTATIONS} of MagnaTagATune")
     missing = [c for c in ("clip_id", "mp3_path", *TOP50) if c not in table.columns]
     if missing:
         raise NoisemixError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing[:5])}"
@@ -72,12 +70,15 @@ def song_group(mp3_path: str) -> str:
     return "mtat/" + _SEGMENT_SUFFIX.sub("", mp3_path.split("/", 1)[-1])
 
 
-def _listing(folder: Path, options: dict) -> Listing:
+def _check(options: dict) -> None:
     if options["split"] != "pons2017":
         raise NoisemixError(f"mtat option split={options['split']!r}: only 'pons2017' is defined")
     if options["untagged"] not in ("keep", "drop"):
         raise NoisemixError(f"mtat option untagged={options['untagged']!r}: choose keep or drop")
-    path = Path(options["annotations"]).expanduser() if options["annotations"] else folder / ANNOTATIONS
+
+
+def _listing(folder: Path, options: dict) -> Listing:
+    path = corpus_file(folder, options["annotations"] or ANNOTATIONS)
     table = read_annotations(require_file(path, "mtat", LAYOUT))
     table = table[table["mp3_path"] != ""]
     notes = []
@@ -95,7 +96,7 @@ def _listing(folder: Path, options: dict) -> Listing:
     rows = table.set_index("mp3_path")
     meta = {rel: {"tags": list(rows.at[rel, "tags"]), "group": song_group(rel), "split": rows.at[rel, "split"]}
             for rel in present}
-    return Listing(sorted(present), meta, notes + partial)
+    return Listing(meta, notes + partial)
 
 
 def _count_notes(table: pd.DataFrame, path: Path, allow_partial: bool) -> list[str]:
@@ -115,7 +116,7 @@ ADAPTER = Adapter(
     licence="CC BY-NC-SA 3.0 (Law et al., ISMIR 2009; https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset)",
     layout=LAYOUT,
     defaults={"split": "pons2017", "untagged": "keep", "allow_partial": False, "annotations": ""},
-    lister=_listing, vocabulary=TOP50,
+    lister=_listing, vocabulary=TOP50, check=_check,
 )
 
 

@@ -39,7 +39,7 @@ def _listing(folder: Path, options: dict) -> Listing:
                             "allow_partial = true for musan (results are then not comparable)")
     if absent:
         notes.append(PARTIAL_COPY + f"musan: folder(s) {', '.join(absent)} missing under {folder}")
-    files, meta = [], {}
+    meta = {}
     for name in found:
         subsets = sorted(p.name for p in (folder / name).iterdir() if p.is_dir())
         if not subsets:
@@ -48,8 +48,7 @@ def _listing(folder: Path, options: dict) -> Listing:
             entries, subset_notes = _subset(folder, name, subset, options["allow_partial"])
             notes += subset_notes
             meta.update(entries)
-            files += list(entries)
-    return Listing(sorted(files), meta, notes)
+    return Listing(meta, notes)
 
 
 def _subset(folder: Path, name: str, subset: str, allow_partial: bool) -> tuple[dict[str, dict], list[str]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import NoisemixError
+from ..io import read_text_table
 from .. import schema as S
 from ..schema import ManifestError, check_relative_path
-from .base import Adapter, Listing, present_files
+from .base import Adapter, Listing, corpus_file, present_files
 
 __all__ = ["ADAPTER", "COLUMNS"]
 
@@ -26,8 +25,7 @@ LAYOUT = "ROOT/index.csv (or index.tsv) with columns path[,tags,group,split,cate
 
 def _table_path(folder: Path, option: str) -> Path:
     if option:
-        path = Path(option).expanduser()
-        return path if path.is_absolute() else folder / path
+        return corpus_file(folder, option)
     for name in ("index.csv", "index.tsv"):
         if (folder / name).is_file():
             return folder / name
@@ -36,10 +34,7 @@ def _table_path(folder: Path, option: str) -> Path:
 
 def _listing(folder: Path, options: dict) -> Listing:
     path = _table_path(folder, options["table"])
-    try:
-        table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise NoisemixError(f"{path}: unreadable table ({exc})") from None
+    table = read_text_table(path)
     unknown = [c for c in table.columns if c not in COLUMNS]
     if "path" not in table.columns or unknown:
         raise NoisemixError(f"{path}: columns must be path and any of {', '.join(COLUMNS[1:])} "
@@ -58,10 +53,10 @@ def _listing(folder: Path, options: dict) -> Listing:
         if options["category"] and "category" not in entry:
             entry["category"] = options["category"]
         if "tags" in record:
-            entry["tags"] = [t.strip() for t in record["tags"].split(";") if t.strip()]
+            entry["tags"] = S.tags_from_text(record["tags"])
         meta[rel] = entry
     present, notes = present_files(folder, list(meta), "csv", options["allow_partial"])
-    return Listing(sorted(present), {r: meta[r] for r in present}, notes)
+    return Listing({r: meta[r] for r in present}, notes)
 
 
 ADAPTER = Adapter(
