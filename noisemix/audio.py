@@ -6,6 +6,7 @@ samples mixed at build time, rendered and fed to a model are identical.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from .schema import check_relative_path
 __all__ = ["AudioInfo", "probe", "decode", "load_mono", "resampler_name", "sha256_file", "resolve"]
 
 RESAMPLE_QUALITY = "VHQ"
+MAX_CACHED_ARRAYS = 256  # per DecodedCache, well below the usual limit of 1024 open files
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ def resampler_name() -> str:
     import soxr
 
     return f"soxr {soxr.__version__} {RESAMPLE_QUALITY}"
+
+
+@functools.cache
+def _resampler_tag() -> str:
+    return hashlib.sha256(resampler_name().encode()).hexdigest()[:8]
 
 
 def _require_file(path: Path) -> None:
@@ -115,7 +122,11 @@ def resolve(roots: dict[str, Path], root: str, relative: str, where: str = "mani
         raise AudioError(relative, f"root {root!r} is not given (known roots: {known}); pass --root {root}=PATH")
     base = os.path.normpath(roots[root])
     path = os.path.normpath(os.path.join(base, relative))
-    if path != base and not path.startswith(base.rstrip(os.sep) + os.sep):
+    if base == os.curdir:
+        inside = path != os.pardir and not path.startswith(os.pardir + os.sep)
+    else:
+        inside = path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+    if not inside:
         raise AudioError(relative, f"climbs out of root {root!r}")
     return Path(path)
 
@@ -151,7 +162,8 @@ class DecodedCache:
     def _from_disk(self, path: Path, sha256: str | None) -> np.ndarray:
         if self.directory is None or sha256 is None:
             return load_mono(path, self.sample_rate)
-        cached = self.directory / sha256[:2] / f"{sha256}-{self.sample_rate}.npy"
+        # Keyed by content, rate and resampler: a soxr upgrade must not serve old samples.
+        cached = self.directory / sha256[:2] / f"{sha256}-{self.sample_rate}-{_resampler_tag()}.npy"
         if cached.is_file():
             try:
                 return np.load(cached, mmap_mode="r")
@@ -166,9 +178,9 @@ class DecodedCache:
         return array
 
     def _remember(self, key: str, array: np.ndarray) -> None:
-        size = array.nbytes if not isinstance(array, np.memmap) else 0
+        # Memory maps count too: each holds a file descriptor, and a process has few.
         self._arrays[key] = array
-        self._bytes += size
-        while self._bytes > self.budget and len(self._arrays) > 1:
+        self._bytes += array.nbytes
+        while (self._bytes > self.budget or len(self._arrays) > MAX_CACHED_ARRAYS) and len(self._arrays) > 1:
             _, old = self._arrays.popitem(last=False)
-            self._bytes -= old.nbytes if not isinstance(old, np.memmap) else 0
+            self._bytes -= old.nbytes

@@ -48,7 +48,7 @@ def measured_energy(x: np.ndarray, block: int = 1 << 16) -> float:
     One pass without temporaries (``einsum``), and no BLAS: its threads spin against
     render workers on small machines.
     """
-    x = np.asarray(x)
+    x = np.asarray(x).reshape(-1)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32)
     return sum(float(np.einsum("i,i->", part, part)) for part in (x[i:i + block] for i in range(0, x.size, block)))

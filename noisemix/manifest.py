@@ -111,10 +111,12 @@ def load_renders(directory) -> pd.DataFrame:
     ones on disk.
     """
     directory = Path(directory)
-    tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: path.stat().st_mtime_ns)
+    tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: (path.stat().st_mtime_ns, path.name))
     if not tables:
         raise S.ManifestError(f"{directory}: no renders table ({S.RENDERS_FILE}) found; run noisemix render first")
     frame = pd.concat([_read_table(path, S.RENDERS_SCHEMA).to_pandas() for path in tables], ignore_index=True)
+    for path in frame[S.OUTPUT_PATH]:
+        S.check_relative_path(path, f"{directory} renders table")
     return frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
 
 

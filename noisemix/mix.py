@@ -11,7 +11,7 @@ from . import schema as S
 from .audio import DecodedCache
 from .manifest import Manifest
 
-__all__ = ["Mixer", "noise_segment", "mix_row"]
+__all__ = ["Mixer", "noise_segment", "mix_row", "is_elementwise"]
 
 
 def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
@@ -22,6 +22,11 @@ def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, cro
     if segment.size != length:
         raise ValueError(f"noise segment [{offset}, {offset + length}) exceeds the noise ({noise.size} samples)")
     return segment
+
+
+def is_elementwise(row) -> bool:
+    """True when the row has no transforms: each output sample depends on its input samples only."""
+    return row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS and row[S.NOISE_TRANSFORMS] == transforms.NO_TRANSFORMS
 
 
 class Mixer:
@@ -52,7 +57,7 @@ class Mixer:
             if not self._hashes:
                 self._hashes.update(zip(self.manifest.sources.index, self.manifest.sources[S.SHA256]))
             location = self._locations[source_id] = (self.manifest.source_path(source_id), self._hashes[source_id])
-        return (cache or self.cache).get(*location)
+        return (self.cache if cache is None else cache).get(*location)
 
     def clean(self, row) -> np.ndarray:
         """The unscaled clean segment of ``row``."""
@@ -96,7 +101,7 @@ class Mixer:
         length = total - start if length is None else length
         if start < 0 or length < 0 or start + length > total:
             raise ValueError(f"window [{start}, {start + length}) is outside the mixture ({total} samples)")
-        if row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS and row[S.NOISE_TRANSFORMS] == transforms.NO_TRANSFORMS:
+        if is_elementwise(row):
             return self._mix_window(row, start, length)
         mixture = self.mixture_of_stems(row, *self.stems(row))
         return np.ascontiguousarray(mixture[start:start + length], dtype=np.float32)

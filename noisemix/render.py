@@ -25,17 +25,19 @@ from . import schema as S
 from .errors import NoisemixError
 from .io import write_bytes, write_parquet
 from .manifest import frame_to_table, load_manifest
-from .mix import Mixer
+from .mix import Mixer, is_elementwise
 
 __all__ = ["render_manifest", "parse_shard", "renders_file"]
 
 FORMATS = {"flac": "FLAC", "wav": "WAV"}
-# Decoded sources kept in memory per render process, for noise and clean sources each.
-# Rows are rendered grouped by noise source, so a source is seldom needed again once its
-# rows are done; keeping it anyway costs fresh, page-faulted memory for every clip, which
-# on this machine costs more than decoding a WAV clip twice. Each cache always keeps the
-# source it decoded last, however long.
+# Decoded sources kept in memory per render process. Rows are rendered grouped by noise
+# source, so a noise recording is seldom needed again once its rows are done; keeping it
+# anyway costs fresh, page-faulted memory for every file, which on this machine costs more
+# than decoding a WAV clip twice. Each cache always keeps the source it decoded last.
 RENDER_MEMORY_MB = 8
+# Clean sources that several rows share (grids, several mixtures per segment) sit in
+# different noise groups; these are kept, as decoding (and resampling) MP3s again costs more.
+SHARED_CLEAN_MEMORY_MB = 512
 # Samples per block when mixing: the block's float32 working arrays fit in a core's cache.
 BLOCK_FRAMES = 1 << 16
 
@@ -79,8 +81,9 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     tasks = _tasks_by_source(rows[~np.array(finished, dtype=bool)])
     for name in rows[S.SPLIT].unique():
         (out / name).mkdir(exist_ok=True)
+    clean_shared = bool(rows[S.CLEAN_SOURCE_ID].duplicated().any())
     job = _Job(str(manifest.directory), {k: str(v) for k, v in manifest.roots.items()}, str(out), stems, fmt, loudness,
-               str(cache_dir) if cache_dir else None)
+               str(cache_dir) if cache_dir else None, SHARED_CLEAN_MEMORY_MB if clean_shared else RENDER_MEMORY_MB)
     bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, tasks)), desc="render", unit="mix", disable=not progress)
     with open(journal, "a", encoding="utf-8") as log:
         for records in _run(job, tasks, workers):
@@ -98,16 +101,17 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
 class _Job:
     """What a worker needs to render rows; cheap to pickle, builds its Mixer once."""
 
-    def __init__(self, manifest_dir, roots, out, stems, fmt, loudness, cache_dir):
+    def __init__(self, manifest_dir, roots, out, stems, fmt, loudness, cache_dir, clean_memory_mb=RENDER_MEMORY_MB):
         self.manifest_dir, self.roots, self.out = manifest_dir, roots, out
         self.stems, self.fmt, self.loudness, self.cache_dir = stems, fmt, loudness, cache_dir
+        self.clean_memory_mb = clean_memory_mb
         self._mixer = None
 
     def mixer(self) -> Mixer:
         if self._mixer is None:
             manifest = load_manifest(self.manifest_dir, {k: Path(v) for k, v in self.roots.items()})
             self._mixer = Mixer(manifest, Path(self.cache_dir) if self.cache_dir else None,
-                                memory_mb=RENDER_MEMORY_MB, clean_memory_mb=RENDER_MEMORY_MB)
+                                memory_mb=RENDER_MEMORY_MB, clean_memory_mb=self.clean_memory_mb)
             # Plain per-column arrays: a row is a few array look-ups, not a pandas Series.
             self._columns = {name: manifest.mixtures[name].to_numpy(object) for name in S.MIXTURES_SCHEMA.names}
         return self._mixer
@@ -169,7 +173,7 @@ def render_row(job: _Job, position: int) -> list[dict]:
     mixer = job.mixer()
     row = job.row(position)
     rate = mixer.sample_rate
-    if row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS and row[S.NOISE_TRANSFORMS] == transforms.NO_TRANSFORMS:
+    if is_elementwise(row):
         outputs, measured = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN],
                                               row[S.NOISE_GAIN], job.stems)
     else:

@@ -44,7 +44,7 @@ def _cli(*args):
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_all_methods_train_with_their_stages_and_same_budget(trained):
+def test_all_methods_train_with_their_stages_and_same_budget(trained, manifest_dir):
     budget = 12 + 8  # tiny preset: stage 1 + stage 3 steps of FE + LP updates
     expect = {"source-only": ([1], budget), "multicondition": ([1], budget),
               "dat-no-dc-pretrain": ([1, 3], budget), "dat": ([1, 2, 3], budget + 4)}
@@ -60,7 +60,11 @@ def test_all_methods_train_with_their_stages_and_same_budget(trained):
         saved = json.loads((run / "config.json").read_text())
         assert saved["method"] == method and saved["seed"] == 0
         assert json.loads((run / "run.json").read_text())["versions"]["torch"] == torch.__version__
-    assert any(decoded_dir().rglob("*.npy"))
+    manifest = load_manifest(manifest_dir)
+    training = manifest.mixtures[manifest.mixtures[S.SPLIT] != "test"]
+    used = (set(training[S.CLEAN_SOURCE_ID]) | set(training[S.NOISE_SOURCE_ID])) - {""}
+    for sha in manifest.sources.loc[sorted(used), S.SHA256]:
+        assert any((decoded_dir() / sha[:2]).glob(f"{sha}-*.npy")), sha
     dat_log = pd.read_csv(trained["dat"][0] / "log.csv")
     stage3 = dat_log[dat_log["stage"] == 3]
     assert stage3["lambda"].is_monotonic_increasing and stage3["lambda"].iloc[0] >= 0

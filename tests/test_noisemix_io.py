@@ -140,3 +140,42 @@ def test_integer_pcm_decodes_to_the_very_floats_libsndfile_gives(tmp_path, fmt, 
     data, rate = decode(path)
     assert rate == 22050 and data.dtype == np.float32
     np.testing.assert_array_equal(data, expected)
+
+
+def test_paths_resolve_inside_every_form_of_root(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from noisemix.audio import resolve
+    from noisemix.errors import ManifestError, NoisemixError
+
+    monkeypatch.chdir(tmp_path)
+    for root in (".", "./", "data", "data/", str(tmp_path), f"{tmp_path}/", "/"):
+        expected = Path(os.path.normpath(os.path.join(root, "a/b.wav")))
+        assert resolve({"r": Path(root)}, "r", "a/b.wav") == expected, root
+        for climbing in ("../x.wav", "a/../../x.wav", "/etc/passwd"):
+            with pytest.raises((NoisemixError, ManifestError)):
+                resolve({"r": Path(root)}, "r", climbing)
+
+
+def test_decoded_cache_keeps_few_files_open(tmp_path, monkeypatch):
+    import os
+
+    import numpy as np
+    import soundfile as sf
+
+    from noisemix import audio
+
+    monkeypatch.setattr(audio, "MAX_CACHED_ARRAYS", 3)
+    files = []
+    for n in range(12):
+        files.append(tmp_path / f"{n}.wav")
+        sf.write(files[-1], np.full(100, n / 100), 8000, subtype="PCM_16")
+    for path in files:  # the first pass fills the disk cache
+        audio.DecodedCache(8000, tmp_path / "cache").get(path, f"{path.stem:0>64}")
+    open_before = len(os.listdir("/proc/self/fd"))
+    cache = audio.DecodedCache(8000, tmp_path / "cache")
+    arrays = [cache.get(path, f"{path.stem:0>64}") for path in files]  # memory-mapped from the disk cache
+    assert all(isinstance(a, np.memmap) for a in arrays)
+    del arrays
+    assert len(os.listdir("/proc/self/fd")) - open_before <= 3

@@ -114,8 +114,11 @@ def test_blockwise_mixing_gives_the_samples_of_whole_array_mixing(built_manifest
         if noise is not None:
             expected["noise"] = dsp.to_pcm16(noise)
         # 1000-sample blocks: many blocks and a partial last one.
+        alone, _ = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN], row[S.NOISE_GAIN],
+                                     stems=False, block=1000)
         outputs, measured = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN],
                                               row[S.NOISE_GAIN], stems=True, block=1000)
+        assert list(alone) == ["mixture"] and np.array_equal(alone["mixture"], expected["mixture"])
         assert list(outputs) == list(expected)
         for stem, pcm in expected.items():
             np.testing.assert_array_equal(outputs[stem], pcm, err_msg=f"{kind} row, {stem}")
@@ -152,3 +155,30 @@ def test_a_stream_of_clean_sources_does_not_push_out_the_noise_in_use(built_mani
         mixer.stems(row)
     noise_paths = {str(manifest.source_path(s)) for s in rows[S.NOISE_SOURCE_ID]}
     assert sorted(p for p in decoded if p in noise_paths) == sorted(noise_paths)  # each noise decoded once
+
+
+def test_renders_tables_of_shards_are_read_together_and_the_latest_wins(built_manifest, tmp_path):
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from noisemix import load_renders
+    from noisemix.errors import ManifestError
+
+    def record(mixture_id, digest, path="train/x.wav"):
+        return {S.MIXTURE_ID: mixture_id, S.STEM: "mixture", S.OUTPUT_PATH: path, S.SHA256: digest,
+                S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0}
+
+    def write(name, records, mtime):
+        pq.write_table(pa.Table.from_pylist(records, schema=S.RENDERS_SCHEMA), tmp_path / name)
+        os.utime(tmp_path / name, ns=(mtime, mtime))
+
+    write("renders.parquet", [record("a", "old"), record("b", "b")], 1_000_000_000)
+    write("renders.shard-0-of-2.parquet", [record("a", "new")], 2_000_000_000)
+    write("renders.shard-1-of-2.parquet", [record("c", "c")], 2_000_000_000)
+    table = load_renders(tmp_path).set_index(S.MIXTURE_ID)
+    assert sorted(table.index) == ["a", "b", "c"] and table.at["a", S.SHA256] == "new"
+    write("renders.shard-1-of-2.parquet", [record("c", "c", "../../outside.wav")], 3_000_000_000)
+    with pytest.raises(ManifestError, match="outside.wav"):
+        load_renders(tmp_path)
