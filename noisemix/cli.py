@@ -163,6 +163,9 @@ def render(
     fmt: str = typer.Option("flac", "--format", help="flac or wav (16-bit PCM)."),
     loudness: bool = typer.Option(True, "--loudness/--no-loudness", help="Measure BS.1770 loudness of each mixture."),
     split: Optional[str] = typer.Option(None, "--split", help="Only render this split (train, valid or test)."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Keep decoded sources here as .npy (e.g. $NOISEMIX_CACHE/decoded): grids larger "
+        "than memory then decode each source once, across noise groups, workers and re-runs."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Render mixtures to audio; resumable (re-run to finish) and shardable."""
@@ -172,7 +175,8 @@ def render(
     from .render import parse_shard, render_manifest
 
     table = render_manifest(manifest, out, roots=_roots(root), stems=stems, fmt=fmt, workers=workers,
-                            shard=parse_shard(shard), loudness=loudness, progress=progress, split=split)
+                            shard=parse_shard(shard), loudness=loudness, progress=progress, split=split,
+                            cache_dir=cache_dir)
     mixtures = table[table[S.STEM] == "mixture"]
     snrs = mixtures[S.MEASURED_SNR_DB].to_numpy()
     typer.echo(f"{len(mixtures)} mixtures in {out} ({int(np.isfinite(snrs).sum())} noisy)")

@@ -27,25 +27,21 @@ def corpus_inputs(clean: list[str], noise: list[str], options: list[str] | None 
     from .adapters import ADAPTERS, get_adapter
 
     inputs: list[CorpusInput] = []
-    for text in clean:
-        name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
-        adapter, _, alias = name.partition(":")
-        if adapter in ADAPTERS:
-            get_adapter(adapter, "clean")
-            inputs.append(CorpusInput(alias or adapter, _existing(path, "--clean"), "clean", adapter=adapter))
-            continue
-        inputs.append(CorpusInput(name or _unique("clean", inputs), _existing(path, "--clean"), "clean"))
-    for text in noise:
-        key, _, path = text.rpartition("=") if "=" in text else ("", "", text)
-        category, _, name = key.partition(":")
-        if category in ADAPTERS:
-            get_adapter(category, "noise")
-            inputs.append(CorpusInput(name or category, _existing(path, "--noise"), "noise", adapter=category))
-            continue
-        if category and category not in S.CATEGORIES:
-            raise SpecError(f"--noise {text!r}: category {category!r} is not one of {', '.join(S.CATEGORIES)} "
-                            f"nor a corpus adapter ({', '.join(sorted(ADAPTERS))})")
-        inputs.append(CorpusInput(name or _unique(category or "noise", inputs), _existing(path, "--noise"), "noise", category))
+    for role, items in (("clean", clean), ("noise", noise)):
+        for text in items:
+            key, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+            prefix, _, name = key.partition(":")
+            if prefix in ADAPTERS:
+                get_adapter(prefix, role)
+                inputs.append(CorpusInput(name or prefix, _existing(path, f"--{role}"), role, adapter=prefix))
+            elif role == "clean":
+                inputs.append(CorpusInput(key or _unique("clean", inputs), _existing(path, "--clean"), "clean"))
+            else:
+                if prefix and prefix not in S.CATEGORIES:
+                    raise SpecError(f"--noise {text!r}: category {prefix!r} is not one of {', '.join(S.CATEGORIES)} "
+                                    f"nor a corpus adapter ({', '.join(sorted(ADAPTERS))})")
+                inputs.append(CorpusInput(name or _unique(prefix or "noise", inputs), _existing(path, "--noise"),
+                                          "noise", prefix))
     names = [i.root_name for i in inputs]
     clash = {n for n in names if names.count(n) > 1}
     if clash:

@@ -21,7 +21,10 @@ __all__ = ["Manifest", "load_manifest", "load_renders", "write_manifest", "frame
 
 @dataclass
 class Manifest:
-    """A loaded manifest: two pandas tables, the build info and where the roots are."""
+    """A loaded manifest: two pandas tables, the build info and where the roots are.
+
+    Treat the tables as read-only: source look-ups are indexed once, on first use.
+    """
 
     directory: Path
     info: dict

@@ -26,7 +26,8 @@ def test_contract_commands_end_to_end(synthetic_corpus, tmp_path):
     cli("render", out, "--out", tmp_path / "a", "--stems", "--workers", "2", "--shard", "0/2", "--format", "wav",
         "--no-progress")
     cli("render", out, "--out", tmp_path / "a", "--stems", "--workers", "2", "--shard", "1/2", "--format", "wav",
-        "--no-progress")
+        "--no-progress", "--cache-dir", tmp_path / "decoded")
+    assert len(list((tmp_path / "decoded").rglob("*.npy"))) > 1  # the second shard's sources, decoded once
     assert "matches its sources and renders" in cli("verify", out, "--renders", tmp_path / "a", "--no-progress")
     text = cli("stats", out, "--csv", tmp_path / "counts.csv")
     assert "speech" in text and "[-5, 0)" in text
