@@ -125,7 +125,8 @@ def test_a_first_build_decodes_each_file_once_and_keeps_no_decoded_copies(synthe
 
 
 @pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("WAV", "PCM_24"), ("FLAC", "PCM_24"),
-                                          ("WAV", "PCM_U8"), ("WAV", "PCM_32"), ("WAV", "FLOAT")])
+                                          ("WAV", "PCM_U8"), ("FLAC", "PCM_S8"), ("WAV", "PCM_32"), ("AIFF", "PCM_16"),
+                                          ("WAV", "FLOAT")])
 def test_integer_pcm_decodes_to_the_very_floats_libsndfile_gives(tmp_path, fmt, subtype):
     import numpy as np
     import soundfile as sf
