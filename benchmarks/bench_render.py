@@ -9,6 +9,9 @@ the plain loop's own speed-up in two processes (what the machine allows for this
 
 With ``--noise-rate 16000`` (MUSAN's rate) every method must resample the noise to
 22.05 kHz: audiomentations and the plain loop do it per mixture, noisemix once per file.
+It also prints two per-clip costs the README quotes: decoding a 16-bit clip through
+libsndfile's float conversion against noisemix's integer read, and BS.1770 loudness
+(``render --loudness``, off in the runs above).
 
     python benchmarks/bench_render.py [--clips 1000] [--repeats 3] [--noise-rate 22050]
 """
@@ -140,6 +143,29 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def component_costs(folder: Path, count: int = 100) -> dict:
+    """Per-clip costs the README quotes: decoding a 16-bit clip two ways, and loudness."""
+    from noisemix.audio import decode
+    from noisemix.dsp import loudness_lufs
+
+    clips = clean_files(folder)[:count]
+    costs = {}
+    for name, read in (("libsndfile float32", lambda p: sf.read(p, dtype="float32", always_2d=True)),
+                       ("noisemix decode", decode)):
+        read(clips[0])
+        start = time.perf_counter()
+        for path in clips:
+            read(path)
+        costs[name] = (time.perf_counter() - start) / len(clips)
+    audio, _ = sf.read(clips[0], dtype="float32")
+    loudness_lufs(audio, RATE)
+    start = time.perf_counter()
+    for _ in range(20):
+        loudness_lufs(audio, RATE)
+    costs["loudness"] = (time.perf_counter() - start) / 20
+    return costs
+
+
 def run_in_fresh_process(method: str, folder: Path, out: Path) -> dict:
     command = [sys.executable, __file__, "--measure", method, "--folder", str(folder), "--out", str(out)]
     env = {**os.environ, "NOISEMIX_CACHE": str(out) + "-cache"}  # decoded-source cache cold for every run
@@ -164,14 +190,15 @@ def main() -> None:
         os.environ["NOISEMIX_CACHE"] = str(folder / "build-cache")
         make_files(folder, args.clips, args.noise_rate)
         build_noisemix_manifest(folder)
+        costs = component_costs(folder)
         runs: dict[str, list[dict]] = {method: [] for method in METHODS}
         for repeat in range(args.repeats):
             for method in METHODS:
                 runs[method].append(run_in_fresh_process(method, folder, folder / f"{method}-{repeat}"))
-    report(runs, args)
+    report(runs, costs, args)
 
 
-def report(runs: dict[str, list[dict]], args) -> None:
+def report(runs: dict[str, list[dict]], costs: dict, args) -> None:
     wall = {m: statistics.median(r["wall"] for r in rs) for m, rs in runs.items()}
     cpu = {m: statistics.median(r["cpu"] for r in rs) for m, rs in runs.items()}
     print(f"{args.clips} clips of {CLIP_S} s, 22.05 kHz mono, noise at {args.noise_rate} Hz, 16-bit WAV out; "
@@ -186,6 +213,10 @@ def report(runs: dict[str, list[dict]], args) -> None:
           f"(on {os.cpu_count()} cores; the plain loop in 2 processes: {wall['plain'] / wall['plain-2']:.2f}x)")
     print(f"throughput (wall), noisemix 2 workers / audiomentations: {wall['audiomentations'] / wall['noisemix-2']:.2f}x "
           f"(audiomentations has no parallel mode)")
+    print(f"decoding one clip: libsndfile to float32 {1000 * costs['libsndfile float32']:.2f} ms, "
+          f"noisemix (integers, scaled) {1000 * costs['noisemix decode']:.2f} ms")
+    print(f"BS.1770 loudness (pyloudnorm) of one clip, per written file with --loudness: "
+          f"{1000 * costs['loudness']:.2f} ms")
 
 
 if __name__ == "__main__":

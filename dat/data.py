@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from noisemix import Mixer, load_renders
 from noisemix import schema as S
+from noisemix.cache import decoded_dir
 from noisemix.rng import stable_key
 
 from .config import RunConfig
@@ -160,10 +161,12 @@ class MixedAudio:
             warm.source(source_id)
 
 
-def make_audio(manifest, config: RunConfig, cache_dir: Path):
+def make_audio(manifest, config: RunConfig, cache_dir: Path | None = None):
+    """Rendered files, or noisemix mixing with decoded sources kept in ``cache_dir``
+    (default: noisemix's shared cache, so every run and evaluation decodes a source once)."""
     if config.data.audio == "rendered":
         return RenderedAudio(manifest, Path(config.data.render_dir))
-    return MixedAudio(manifest, cache_dir)
+    return MixedAudio(manifest, Path(cache_dir) if cache_dir else decoded_dir())
 
 
 # --- datasets ---------------------------------------------------------------------
@@ -323,7 +326,8 @@ class TrainingData:
     valid_labels: np.ndarray
 
 
-def prepare_training_data(manifest, config: RunConfig, cache_dir: Path, progress: bool = True) -> TrainingData:
+def prepare_training_data(manifest, config: RunConfig, cache_dir: Path | None = None,
+                          progress: bool = True) -> TrainingData:
     """Datasets for a method: source, unlabelled target and validation (never test)."""
     tags = check_manifest(manifest, config)
     clean_only = config.method != "multicondition"

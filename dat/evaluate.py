@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from noisemix import schema as S
-from noisemix.cache import decoded_dir
 
 from . import checkpoint
 from .data import ChunkDataset, check_manifest, labelled_rows, make_audio, multi_hot
@@ -111,7 +110,7 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
     tags = check_manifest(manifest, config)
     checkpoint.check_tags(state["tags"], tags, str(run_dir / "best.pt"))
     rows = labelled_rows(manifest, split)
-    audio = make_audio(manifest, config, Path(cache_dir) if cache_dir else decoded_dir())
+    audio = make_audio(manifest, config, cache_dir)
     dataset = ChunkDataset(rows, audio, config.model.input_length)
     if dataset.short:
         print(f"note: {dataset.short} {split} clip(s) are shorter than one model input "

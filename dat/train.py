@@ -38,8 +38,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from noisemix.cache import decoded_dir
-
 from . import checkpoint, distributed
 from .config import RunConfig, StageConfig, method_stages
 from .data import DomainStream, domain_classes, prepare_training_data
@@ -161,7 +159,7 @@ class Trainer:
         return [s for s in plan if s not in done]
 
     def _load_data(self) -> None:
-        cache = Path(self.config.data.cache_dir) if self.config.data.cache_dir else decoded_dir()
+        cache = self.config.data.cache_dir or None
         show = self.config.train.progress and self.ctx.is_main
         # Rank 0 decodes the cache first; the others then memory-map it.
         if self.ctx.is_main:

@@ -18,7 +18,8 @@ def cache_dir() -> Path:
 
 
 def decoded_dir() -> Path:
-    """Decoded sources (one ``.npy`` per file hash and sample rate), shared by builds and trainers.
+    """Decoded sources (one ``.npy`` per file hash, sample rate and resampler), shared by builds,
+    renders (``--cache-dir``) and trainers.
 
     Entries are keyed by content, so every manifest and run can share them safely.
     """

@@ -163,7 +163,7 @@ def render(
     fmt: str = typer.Option("flac", "--format", help="flac or wav (16-bit PCM)."),
     loudness: bool = typer.Option(
         True, "--loudness/--no-loudness", help="Measure the BS.1770 loudness of each written file (pyloudnorm; "
-        "the slowest step, about 5.7 ms per 10 s file)."),
+        "the slowest step of a render, see benchmarks/bench_render.py)."),
     split: Optional[str] = typer.Option(None, "--split", help="Only render this split (train, valid or test)."),
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", help="Keep decoded sources here as .npy (e.g. $NOISEMIX_CACHE/decoded): grids larger "

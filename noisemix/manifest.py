@@ -42,13 +42,17 @@ class Manifest:
         return list(self.info.get("tags") or [])
 
     def source_path(self, source_id: str) -> Path:
-        root, path = self._source_locations[source_id]
+        root, path, _ = self._source_records[source_id]
         return resolve(self.roots, root, path, where=f"source {source_id}")
 
+    def source_sha256(self, source_id: str) -> str:
+        return self._source_records[source_id][2]
+
     @functools.cached_property
-    def _source_locations(self) -> dict[str, tuple[str, str]]:
+    def _source_records(self) -> dict[str, tuple[str, str, str]]:
         # A pandas row look-up per source costs more than decoding a short clip.
-        return dict(zip(self.sources.index, zip(self.sources[S.ROOT], self.sources[S.PATH])))
+        columns = (self.sources[S.ROOT], self.sources[S.PATH], self.sources[S.SHA256])
+        return dict(zip(self.sources.index, zip(*columns)))
 
     def split(self, name: str) -> pd.DataFrame:
         return self.mixtures[self.mixtures[S.SPLIT] == name]

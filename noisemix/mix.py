@@ -48,15 +48,13 @@ class Mixer:
         self.clean_cache = self.cache if clean_memory_mb is None else DecodedCache(
             self.sample_rate, cache_dir, clean_memory_mb)
         self._locations: dict[str, tuple[Path, str]] = {}
-        self._hashes: dict[str, str] = {}
 
     def source(self, source_id: str, cache: DecodedCache | None = None) -> np.ndarray:
         """Mono audio of a source at the manifest's sample rate."""
         location = self._locations.get(source_id)
         if location is None:
-            if not self._hashes:
-                self._hashes.update(zip(self.manifest.sources.index, self.manifest.sources[S.SHA256]))
-            location = self._locations[source_id] = (self.manifest.source_path(source_id), self._hashes[source_id])
+            location = (self.manifest.source_path(source_id), self.manifest.source_sha256(source_id))
+            self._locations[source_id] = location
         return (self.cache if cache is None else cache).get(*location)
 
     def clean(self, row) -> np.ndarray:
