@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 OUT ?= out/demo
 DEMO_DEPS := noisemix/corpus/install-demo-deps.sh
 
-.PHONY: venv demo-deps test demo bench clean
+.PHONY: venv demo-deps test test-demo demo experiment bench clean
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,14 @@ demo-deps: venv
 
 test: demo-deps
 	$(PY) -m pytest -q
+
+# The full demo corpus (built twice, ~4 min each) and the committed benchmarks manifests/demo*.
+test-demo: demo-deps
+	$(PY) -m pytest -q -m demo_full
+
+# The paper's claims on the demo benchmark (about an hour on 2 cores): benchmarks/results/demo-claims/.
+experiment: demo-deps
+	$(VENV)/bin/dat experiment experiments/demo-claims.toml --out out/claims
 
 demo: demo-deps
 	bash scripts/demo.sh $(VENV) $(OUT)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, config_from_dict
+from .config import ModelConfig, model_config_from_dict
 from .errors import DatError
 from .io import atomic_path
 
@@ -50,7 +50,7 @@ def load(path: Path, kind: str | None = None) -> dict:
 
 
 def model_config_of(state: dict) -> ModelConfig:
-    return config_from_dict({"model": state["model_config"]}).model
+    return model_config_from_dict(state["model_config"])
 
 
 def check_architecture(state: dict, expected: ModelConfig, where: str) -> None:

@@ -1,4 +1,4 @@
-"""``dat`` command line: train, evaluate, compare, tag.
+"""``dat`` command line: train, evaluate, compare, experiment, tag.
 
 Heavy imports (torch, sklearn, matplotlib) happen inside the commands so ``dat --help``
 is instant. Mistakes in the user's input print one line on stderr and exit with code 2.
@@ -78,12 +78,7 @@ def _resolve_config(run: Path, resume: bool, preset: Optional[str], config_file:
         if not path.is_file():
             raise DatError(f"{run}: nothing to resume (no config.json)")
         return config_from_dict(json.loads(path.read_text()))
-    values: dict = {}
-    if config_file:
-        try:
-            values = json.loads(Path(config_file).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DatError(f"{config_file}: not a readable JSON config ({exc})") from None
+    values = _read_config_file(config_file) if config_file else {}
     if preset:
         values["preset"] = preset
     if method:
@@ -93,18 +88,55 @@ def _resolve_config(run: Path, resume: bool, preset: Optional[str], config_file:
     return config_from_dict(merge_values(values, _parse_sets(sets)))
 
 
+def _read_config_file(path: Path) -> dict:
+    """Config fields from a JSON or TOML file (by its suffix)."""
+    import tomllib
+
+    from .errors import DatError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise DatError(f"{path}: not a readable {kind} config ({exc})") from None
+    if not isinstance(values, dict):
+        raise DatError(f"{path}: a config file holds an object of fields")
+    return values
+
+
+def _check_device(device: str) -> None:
+    """``--device cuda`` where torch has no CUDA is one line, not a traceback from deep inside torch."""
+    from .errors import DatError
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise DatError(f"--device {device!r}: choose auto, cpu or cuda")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise DatError(f"--device cuda: no CUDA device is available (torch {torch.__version__}, {build}); "
+                           "use --device cpu or auto")
+
+
 @app.command()
 def train(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="noisemix manifest directory"),
     out: Path = typer.Option(..., "--out", "-o", help="run directory (checkpoints, logs, config)"),
     method: Optional[str] = typer.Option(None, help="source-only | multicondition | dat-no-dc-pretrain | dat (default dat)"),
     preset: Optional[str] = typer.Option(None, help="full (CLMR SampleCNN, GPU) | cpu (default) | tiny"),
-    config: Optional[Path] = typer.Option(None, "--config", help="JSON file of config fields over the preset"),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of config fields over the preset"),
     set_: List[str] = typer.Option([], "--set", help="override one field, e.g. --set train.stage1.steps=200"),
     seed: Optional[int] = typer.Option(None, help="run seed (default 0)"),
     stage: List[int] = typer.Option([], "--stage", help="run only these stages of the method (repeatable)"),
     pretrained: Optional[Path] = typer.Option(None, help="CLMR SampleCNN checkpoint for the FE (skips stage 1)"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+    stage1_from: Optional[Path] = typer.Option(None, "--stage1-from",
+                                               help="start from this run's finished stage 1 (same seed and stage-1 "
+                                                    "config; see dat experiment)"),
+    print_config: bool = typer.Option(False, "--print-config", help="print the fully resolved config and exit"),
     root: List[str] = typer.Option([], "--root", help="NAME=PATH of a manifest root on this machine"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ):
@@ -113,13 +145,17 @@ def train(
         from .errors import DatError
         from .train import train as run_training
 
-        if device not in ("auto", "cpu", "cuda"):
-            raise DatError(f"--device {device!r}: choose auto, cpu or cuda")
         cfg = _resolve_config(out, resume, preset, config, method, seed, set_)
+        if print_config:
+            typer.echo(cfg.to_json())
+            return
+        _check_device(device)
         result = run_training(cfg, _load_manifest(manifest, root), out, stages=stage or None, pretrained=pretrained,
-                              resume=resume, device=device)
+                              resume=resume, stage1_from=stage1_from, device=device)
+        chosen = result["selection"]["chosen"] or {}
         typer.echo(f"{cfg.method}: stages {result['completed']} done, {result['global_step']} steps; "
-                   f"best validation PR-AUC {result['best_valid_pr_auc']:.4f}; model in {out / 'best.pt'}")
+                   f"best clean-validation PR-AUC {result['best_valid_pr_auc']:.4f} (stage {chosen.get('stage')} "
+                   f"step {chosen.get('step')}); model in {out / 'best.pt'}, curves in {out / 'training.png'}")
 
 
 @app.command()
@@ -147,8 +183,8 @@ def evaluate(
         loaded = _load_manifest(manifest, root)
         all_metrics = []
         for run in runs:
-            metrics, per_tag = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir)
-            write_run_reports(metrics, per_tag, run / name)
+            metrics, per_tag, predictions = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir)
+            write_run_reports(metrics, per_tag, run / name, predictions)
             all_metrics.append(metrics)
             typer.echo(f"{run}: clean ROC-AUC {metrics.get('clean', {}).get('roc_auc', float('nan')):.4f}, "
                        f"noisy ROC-AUC {metrics.get('noisy', {}).get('roc_auc', float('nan')):.4f} -> {run / name}")
@@ -188,6 +224,40 @@ def compare(
             for name, metrics in zip(evals, means):
                 suffix = "" if len(evals) == 1 else f"-{name}"
                 plot_auc_vs_snr(metrics, out.with_name(f"{out.stem}{suffix}.png"))
+
+
+@app.command()
+def experiment(
+    recipe: Path = typer.Argument(..., help="experiment recipe (TOML), e.g. experiments/demo-claims.toml"),
+    out: Path = typer.Option(..., "--out", "-o", help="experiment directory (re-run the same command to resume)"),
+    detach: bool = typer.Option(False, "--detach", help="run in the background; follow DIR/experiment.log"),
+    report_only: bool = typer.Option(False, "--report", help="only write claims.md and plots from what has finished"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the tasks (and their commands) and exit"),
+    progress: bool = typer.Option(True, help="show a progress bar with ETA"),
+):
+    """Test the paper's claims: build the manifests, train every arm x seed, evaluate, write claims.md.
+
+    Resumable (finished tasks are kept, training runs continue from their checkpoints),
+    parallel (the recipe's `jobs` processes, one thread each), with partial results on --report.
+    """
+    with _user_errors():
+        from . import experiment as exp
+
+        spec = exp.load_recipe(recipe)
+        if dry_run:
+            for task in exp.plan_tasks(spec, exp.Layout(out)):
+                typer.echo(f"{task.name}  (after: {', '.join(task.deps) or '-'})\n    {' '.join(task.argv)}")
+            return
+        if detach:
+            pid = exp.detach(["experiment", str(recipe), "--out", str(out), "--no-progress"], out)
+            typer.echo(f"experiment running in the background (pid {pid}); follow: tail -f {out / 'experiment.log'}; "
+                       f"partial results: dat experiment {recipe} --out {out} --report")
+            return
+        if report_only:
+            exp.report(spec, out)
+            return
+        if not exp.run_experiment(spec, out, progress):
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -26,7 +26,7 @@ from .errors import DatError
 
 __all__ = [
     "ModelConfig", "DataConfig", "StageConfig", "TrainConfig", "RunConfig",
-    "METHODS", "PRESETS", "preset", "config_from_dict", "method_stages",
+    "METHODS", "PRESETS", "preset", "config_from_dict", "model_config_from_dict", "method_stages", "uses_target", "is_adversarial",
 ]
 
 # The four methods compared in the paper's setting (see :func:`method_stages`).
@@ -35,12 +35,24 @@ METHODS = ("source-only", "multicondition", "dat-no-dc-pretrain", "dat")
 
 @dataclass
 class ModelConfig:
-    """Architecture of FE, LP and DC. Saved in every checkpoint and checked on load."""
+    """Architecture of FE, LP and DC. Saved in every checkpoint and checked on load.
+
+    ``frontend='samplecnn'`` is CLMR's raw-waveform SampleCNN (:mod:`dat.models.sample_cnn`;
+    ``channels`` are its conv widths, ``first_stride`` its stem, the input length follows
+    from them). ``frontend='logmel'`` is a log-mel spectrogram and a small 2D CNN
+    (:mod:`dat.models.log_mel_cnn`; ``channels`` are its block widths, the input length is
+    ``input_samples``).
+    """
 
     sample_rate: int = 22050
-    first_stride: int = 3                      # the stem conv's kernel and stride
+    frontend: Literal["samplecnn", "logmel"] = "samplecnn"
+    first_stride: int = 3                      # SampleCNN: the stem conv's kernel and stride
     channels: tuple[int, ...] = (128, 128, 128, 256, 256, 256, 256, 256, 256, 512)
-    embedding_dim: int = 512                   # the last conv's width = the embedding size
+    embedding_dim: int = 512                   # SampleCNN: the last conv's width; logmel: channels[-1]
+    input_samples: int = 59049                 # logmel: samples per model input (SampleCNN derives its own)
+    n_fft: int = 1024                          # logmel: STFT size
+    hop_length: int = 512                      # logmel: STFT hop
+    n_mels: int = 64                           # logmel: mel bands
     lp_hidden: int = 0                         # 0: linear LP; >0: one hidden layer of this width
     lp_dropout: float = 0.5                    # CLMR's supervised dropout, before the LP
     dc_hidden: int = 1024                      # width of the DC's two hidden layers
@@ -48,12 +60,14 @@ class ModelConfig:
 
     @property
     def num_blocks(self) -> int:
-        """Conv + pool blocks after the stem (``len(channels) - 1``)."""
+        """SampleCNN: conv + pool blocks after the stem (``len(channels) - 1``)."""
         return len(self.channels) - 1
 
     @property
     def input_length(self) -> int:
-        """Samples per model input: every block divides the length by 3 down to one frame."""
+        """Samples per model input. SampleCNN: every block divides the length by 3 down to one frame."""
+        if self.frontend == "logmel":
+            return self.input_samples
         return self.first_stride * 3 ** self.num_blocks
 
     def validate(self) -> None:
@@ -63,6 +77,19 @@ class ModelConfig:
             raise DatError("model: embedding_dim and dc_hidden must be >= 1, lp_hidden >= 0")
         if not 0.0 <= self.lp_dropout < 1.0:
             raise DatError(f"model.lp_dropout={self.lp_dropout}: must be in [0, 1)")
+        if self.frontend == "logmel":
+            self._validate_logmel()
+
+    def _validate_logmel(self) -> None:
+        if self.embedding_dim != self.channels[-1]:
+            raise DatError(f"model: with frontend 'logmel' the embedding is the last block's width; set "
+                           f"embedding_dim={self.channels[-1]}")
+        if min(self.n_fft, self.hop_length, self.n_mels) < 1 or self.n_fft > self.input_samples:
+            raise DatError("model: n_fft, hop_length and n_mels must be >= 1 and n_fft <= input_samples")
+        side = min(self.n_mels, 1 + self.input_samples // self.hop_length)
+        if side < 2 ** len(self.channels):
+            raise DatError(f"model: {len(self.channels)} logmel blocks halve a {side}-pixel side "
+                           f"{len(self.channels)} times; use fewer channels or more n_mels / input_samples")
 
 
 @dataclass
@@ -79,34 +106,44 @@ class DataConfig:
 
 @dataclass
 class StageConfig:
-    """Budget and optimiser of one training stage."""
+    """Budget and optimiser (AdamW) of one training stage."""
 
     steps: int = 1000
     lr: float = 1e-3
+    fe_lr_scale: float = 1.0                  # FE learning rate = lr x this (the reference uses 0.1 when adapting)
     warmup_steps: int = 0
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0                 # decoupled (AdamW)
+    grad_clip_norm: float = 0.0               # clip the global gradient norm to this; 0: no clipping
 
 
 @dataclass
 class TrainConfig:
-    """The three stages, DAT's trade-off and the bookkeeping around them."""
+    """The three stages, DAT's trade-off and the bookkeeping around them.
+
+    Stage 3 minimises ``L_LP(src) + dc_weight * (L_DC(src) + L_DC(trg)) / 2`` (the DC loss
+    is the mean over the concatenated source + target batch, as in tllib's DANN), and the
+    GRL gives the FE ``-lambda`` times the DC's gradient, with ``lambda`` ramped from 0 to
+    ``lambda_max`` over a fixed horizon of ``lambda_horizon_steps`` stage-3 steps (the
+    DANN ramp ``2 / (1 + exp(-10 p)) - 1``, ``p = step / horizon``, capped at 1).
+    """
 
     stage1: StageConfig = field(default_factory=StageConfig)
     stage2: StageConfig = field(default_factory=lambda: StageConfig(steps=200))
-    stage3: StageConfig = field(default_factory=lambda: StageConfig(steps=1000, lr=3e-4))
-    lambda_schedule: Literal["constant", "dann"] = "dann"  # GRL coefficient over stage-3 progress
+    stage3: StageConfig = field(default_factory=lambda: StageConfig(steps=1000, lr=1e-3, fe_lr_scale=0.1))
+    lambda_schedule: Literal["constant", "dann"] = "dann"  # GRL coefficient over stage-3 steps
     lambda_max: float = 1.0
-    dc_weight: float = 1.0                    # weight of L_DC(src) + L_DC(trg) in the stage-3 loss
+    lambda_horizon_steps: int = 10000         # the ramp's length (tllib: alpha 1 over 1000 iterations = 10000 here)
+    dc_weight: float = 1.0                    # trade-off: weight of the mean DC loss in the stage-3 loss
     eval_every: int = 100                     # validation (and best-model) interval, in steps
-    patience: int = 5                         # evaluations without PR-AUC gain before stopping a stage
+    patience: int = 5                         # evaluations without gain over the stage's best before it stops
     checkpoint_every: int = 100               # full-state checkpoint interval, in steps
     log_every: int = 10                       # per-step CSV / TensorBoard interval
     tensorboard: bool = True
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 (or fp16) on CUDA, off on CPU
     deterministic: bool = False               # torch deterministic algorithms (bit-exact resume on CPU)
     threads: int = 0                          # torch intra-op threads; 0 keeps torch's default
-    progress: bool = True                     # tqdm progress bars
+    progress: bool = True                     # progress bars and validation lines on stderr
 
 
 @dataclass
@@ -128,16 +165,27 @@ class RunConfig:
 def method_stages(method: str, pretrained_fe: bool = False) -> list[int]:
     """The stages a method runs, in order.
 
-    Every method gets the same FE + LP update budget (stage 1 + stage 3 steps): the
-    single-stage methods run stage 1 for that many steps. Stage 2 only trains the DC.
-    With a pretrained FE, stage 1 of the DAT methods is skipped, as in the paper.
+    Every method starts from the same stage 1 (FE + LP on labelled clean music) and then
+    gets the same number of stage-3 updates from stage 1's best model, on the same batches
+    of source (and, where it uses them, target) audio: ``source-only`` goes on with clean
+    music only, ``multicondition`` trains the LP on clean and on the *labelled* noisy rows
+    that are DAT's (unlabelled) target domain, ``dat-no-dc-pretrain`` trains adversarially,
+    and ``dat`` first pre-trains the DC on the frozen FE (stage 2). With a pretrained FE,
+    stage 1 is skipped, as in the paper.
     """
     if method not in METHODS:
         raise DatError(f"method {method!r}: choose one of {', '.join(METHODS)}")
-    if method in ("source-only", "multicondition"):
-        return [1]
     stages = [1, 2, 3] if method == "dat" else [1, 3]
     return [s for s in stages if not (pretrained_fe and s == 1)]
+
+
+def uses_target(method: str) -> bool:
+    """Methods whose stage 3 reads the noisy rows (as unlabelled target, or labelled for multicondition)."""
+    return method != "source-only"
+
+
+def is_adversarial(method: str) -> bool:
+    return method in ("dat", "dat-no-dc-pretrain")
 
 
 def _full() -> RunConfig:
@@ -145,22 +193,37 @@ def _full() -> RunConfig:
 
 
 def _cpu() -> RunConfig:
+    """The log-mel CNN: converges on two CPU cores in minutes (see the module docstring)."""
+    model = ModelConfig(frontend="logmel", channels=(8, 16, 32, 64, 128), embedding_dim=128, dc_hidden=128)
+    clip = 5.0
+    train = TrainConfig(stage1=StageConfig(steps=1500, lr=1e-3, weight_decay=1e-4, grad_clip_norm=clip),
+                        stage2=StageConfig(steps=200, lr=1e-3, weight_decay=1e-4, grad_clip_norm=clip),
+                        stage3=StageConfig(steps=600, lr=1e-3, fe_lr_scale=0.1, weight_decay=1e-4,
+                                           grad_clip_norm=clip),
+                        lambda_horizon_steps=2000, eval_every=100, patience=5, checkpoint_every=100, threads=1)
+    return RunConfig(preset="cpu", model=model, data=DataConfig(batch_size=32, eval_batch_size=64, num_workers=0),
+                     train=train)
+
+
+def _cpu_samplecnn() -> RunConfig:
+    """SampleCNN with a quarter of CLMR's channels: raw audio on a CPU, slowly (the earlier demo preset)."""
     model = ModelConfig(channels=(32, 32, 32, 64, 64, 64, 64, 64, 64, 128), embedding_dim=128, dc_hidden=256)
     train = TrainConfig(stage1=StageConfig(steps=300), stage2=StageConfig(steps=60),
-                        stage3=StageConfig(steps=300, lr=5e-4), eval_every=50, checkpoint_every=50)
-    return RunConfig(preset="cpu", model=model, data=DataConfig(batch_size=16), train=train)
+                        stage3=StageConfig(steps=300, lr=5e-4, fe_lr_scale=0.1), lambda_horizon_steps=1000,
+                        eval_every=50, checkpoint_every=50, threads=1)
+    return RunConfig(preset="cpu-samplecnn", model=model, data=DataConfig(batch_size=16, num_workers=0), train=train)
 
 
 def _tiny() -> RunConfig:
     model = ModelConfig(channels=(8, 8, 16, 16, 16, 32, 32), embedding_dim=32, dc_hidden=32)
     train = TrainConfig(stage1=StageConfig(steps=12, lr=3e-3), stage2=StageConfig(steps=4, lr=3e-3),
-                        stage3=StageConfig(steps=8, lr=3e-3), eval_every=6, checkpoint_every=4,
-                        log_every=1, tensorboard=False, progress=False, threads=1)
+                        stage3=StageConfig(steps=8, lr=3e-3, fe_lr_scale=0.1), lambda_horizon_steps=16,
+                        eval_every=6, checkpoint_every=4, log_every=1, tensorboard=False, progress=False, threads=1)
     return RunConfig(preset="tiny", model=model, data=DataConfig(batch_size=8, eval_batch_size=16, num_workers=0),
                      train=train)
 
 
-PRESETS = {"full": _full, "cpu": _cpu, "tiny": _tiny}
+PRESETS = {"full": _full, "cpu": _cpu, "cpu-samplecnn": _cpu_samplecnn, "tiny": _tiny}
 
 
 def preset(name: str) -> RunConfig:
@@ -209,6 +272,14 @@ def merge_values(base: dict, override: dict) -> dict:
     return out
 
 
+def model_config_from_dict(values: dict) -> ModelConfig:
+    """A saved architecture (a checkpoint's ``model_config``): fields it lacks take
+    :class:`ModelConfig`'s defaults, never a preset's, so older checkpoints load as they were."""
+    model = _build(ModelConfig, dict(values), "model")
+    model.validate()
+    return model
+
+
 def config_from_dict(values: dict, base: RunConfig | None = None) -> RunConfig:
     """``values`` (possibly partial, e.g. from a JSON file) laid over ``base`` (default: its preset)."""
     if not isinstance(values, dict):
@@ -221,6 +292,10 @@ def config_from_dict(values: dict, base: RunConfig | None = None) -> RunConfig:
         stage = getattr(config.train, name)
         if stage.steps < 0 or stage.lr <= 0 or stage.warmup_steps < 0:
             raise DatError(f"config train.{name}: steps >= 0, lr > 0 and warmup_steps >= 0 are needed")
+        if stage.fe_lr_scale < 0 or stage.weight_decay < 0 or stage.grad_clip_norm < 0:
+            raise DatError(f"config train.{name}: fe_lr_scale, weight_decay and grad_clip_norm must be >= 0")
+    if config.train.lambda_horizon_steps < 1 or config.train.lambda_max < 0:
+        raise DatError("config train: lambda_horizon_steps >= 1 and lambda_max >= 0 are needed")
     if config.data.batch_size < 1 or config.data.eval_batch_size < 1 or config.data.num_workers < 0:
         raise DatError("config data: batch sizes must be >= 1 and num_workers >= 0")
     if config.train.threads < 0:

@@ -33,9 +33,9 @@ from .config import RunConfig
 from .errors import DatError
 
 __all__ = [
-    "SOURCE_DOMAIN", "TARGET_DOMAIN", "domain_classes", "TrainingData", "prepare_training_data",
+    "SOURCE_DOMAIN", "TARGET_DOMAIN", "domain_classes", "TrainingData", "EvalSet", "prepare_training_data",
     "labelled_rows", "check_manifest", "make_audio", "ClipDataset", "ChunkDataset", "EpochSampler", "DomainStream",
-    "multi_hot", "pad_to",
+    "multi_hot", "pad_to", "rows_digest",
 ]
 
 # Domain labels of the DC: labelled clean music is the source, noisy music the target.
@@ -80,6 +80,23 @@ def multi_hot(tag_lists, vocabulary: list[str], where: str) -> np.ndarray:
 
 
 # --- manifest checks --------------------------------------------------------------
+
+# The columns that decide what a clean row feeds the model (its samples and its targets).
+_CLEAN_ROW_COLUMNS = (S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.CLEAN_OFFSET, S.NUM_OUTPUT_FRAMES, S.CLEAN_GAIN, S.TAGS)
+
+
+def rows_digest(manifest, tables: list[pd.DataFrame]) -> str:
+    """sha256 over the given clean rows and their sources' hashes: equal digests, equal stage-1 inputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rows in tables:
+        for values in rows[list(_CLEAN_ROW_COLUMNS)].itertuples(index=False):
+            text = "\x1f".join(map(str, values)) + "\x1f" + manifest.source_sha256(values[1])
+            digest.update(text.encode() + b"\n")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
 
 def check_manifest(manifest, config: RunConfig) -> list[str]:
     """The manifest's tag vocabulary, after checking it can train / evaluate this model."""
@@ -318,31 +335,71 @@ class DomainStream:
 # --- putting it together ----------------------------------------------------------
 
 @dataclass
+class EvalSet:
+    """Rows of a split cut into model inputs, with their targets."""
+
+    chunks: ChunkDataset
+    labels: np.ndarray
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return self.chunks.rows
+
+
+@dataclass
 class TrainingData:
+    """What a method trains on. ``target`` is unlabelled and built without the tags column;
+    ``noisy_labelled`` (multicondition only) is the same rows *with* their tags, cropped
+    exactly as the target is, so multicondition sees the same noisy audio as DAT."""
+
     tags: list[str]
     source: ClipDataset
-    target: ClipDataset
-    valid: ChunkDataset
-    valid_labels: np.ndarray
+    target: ClipDataset | None
+    noisy_labelled: ClipDataset | None
+    valid_clean: EvalSet
+    valid_noisy: EvalSet | None
+
+
+# Crops of the target domain and of multicondition's labelled noisy rows are drawn under this
+# name, so both see the very same windows of the same mixtures.
+NOISY_DOMAIN = "target"
+
+
+def _eval_set(rows: pd.DataFrame, audio, length: int, tags: list[str], where: str) -> EvalSet:
+    return EvalSet(ChunkDataset(rows, audio, length), multi_hot(list(rows[S.TAGS]), tags, where))
 
 
 def prepare_training_data(manifest, config: RunConfig, cache_dir: Path | None = None,
                           progress: bool = True) -> TrainingData:
-    """Datasets for a method: source, unlabelled target and validation (never test)."""
+    """Datasets for a method: labelled clean source, the noisy rows its stage 3 uses, and
+    validation (clean rows select the model; noisy rows are only reported). Never test."""
+    from .config import uses_target
+
     tags = check_manifest(manifest, config)
-    clean_only = config.method != "multicondition"
-    source_rows = labelled_rows(manifest, "train", clean_only=clean_only)
-    trg_rows = target_rows(manifest, "train")
+    source_rows = labelled_rows(manifest, "train", clean_only=True)
+    noisy = uses_target(config.method)
+    trg_rows = target_rows(manifest, "train") if noisy else None
     valid_rows = labelled_rows(manifest, "valid")
+    clean_valid = valid_rows[valid_rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference)].reset_index(drop=True)
+    if clean_valid.empty:
+        raise DatError(f"manifest {manifest.directory}: split 'valid' has no clean rows; models are selected on "
+                       "clean validation clips (build with clean references)")
+    noisy_valid = valid_rows[~valid_rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference)].reset_index(drop=True)
     audio = make_audio(manifest, config, cache_dir)
     if isinstance(audio, MixedAudio):
-        audio.warm(pd.concat([source_rows, trg_rows, valid_rows]), progress)
+        audio.warm(pd.concat([source_rows, valid_rows] + ([trg_rows] if noisy else [])), progress)
     length, seed, mode = config.model.input_length, config.seed, config.model.dc_mode
     source = ClipDataset(source_rows, audio, length, "source", seed, tags, mode)
-    target = ClipDataset(trg_rows, audio, length, "target", seed, None, mode)
-    valid = ChunkDataset(valid_rows, audio, length)
-    short = source.short + target.short + valid.short
+    target = ClipDataset(trg_rows, audio, length, NOISY_DOMAIN, seed, None, mode) if noisy else None
+    labelled_noisy = None
+    if config.method == "multicondition":
+        labelled = labelled_rows(manifest, "train")
+        labelled = labelled[~labelled[S.NOISE_SOURCE_ID].map(S.is_clean_reference)].reset_index(drop=True)
+        labelled_noisy = ClipDataset(labelled, audio, length, NOISY_DOMAIN, seed, tags, mode)
+    data = TrainingData(tags, source, target, labelled_noisy, _eval_set(clean_valid, audio, length, tags, "valid rows"),
+                        _eval_set(noisy_valid, audio, length, tags, "valid rows") if len(noisy_valid) else None)
+    short = sum(d.short for d in (source, target, data.valid_clean.chunks) if d is not None)
     if short:
         print(f"note: {short} training/validation clip(s) are shorter than one model input "
               f"({length} samples) and are zero-padded", file=sys.stderr)
-    return TrainingData(tags, source, target, valid, multi_hot(list(valid_rows[S.TAGS]), tags, "valid rows"))
+    return data

@@ -33,6 +33,8 @@ __all__ = ["evaluate_run", "snr_key", "snr_groups", "write_run_reports", "compar
 # More distinct SNR levels than this (a random-SNR manifest) are scored in bins instead.
 MAX_SNR_LEVELS = 12
 SNR_BIN_DB = 5.0
+# A group of fewer clips gets no score: its AUC would be noise (tables say "n/a (k clips)").
+MIN_CLIPS = 30
 
 
 def snr_key(snr_db: float) -> str:
@@ -56,7 +58,10 @@ def snr_label(level: str, bin_db: float | None) -> str:
 
 
 def _scores(labels, probs, mask) -> dict:
-    return macro_scores(labels[mask], probs[mask])
+    scores = macro_scores(labels[mask], probs[mask])
+    if scores["clips"] < MIN_CLIPS:
+        scores.update(roc_auc=float("nan"), pr_auc=float("nan"), too_few_clips=True)
+    return scores
 
 
 def group_metrics(rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray) -> dict:
@@ -100,13 +105,15 @@ def run_label(metrics: dict) -> str:
 
 
 def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int = 32, num_workers: int = 2,
-                 cache_dir: Path | None = None, progress: bool = True) -> tuple[dict, pd.DataFrame]:
-    """``(metrics, per-tag table)`` of a run's ``best.pt`` on ``split`` of ``manifest``."""
-    from .config import config_from_dict
+                 cache_dir: Path | None = None, progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """``(metrics, per-tag table, clip predictions)`` of a run's ``best.pt`` on ``split`` of ``manifest``."""
+    from .config import RunConfig
+    from .memory import keep_freed_memory
 
+    keep_freed_memory()
     run_dir = Path(run_dir)
     nets, state = checkpoint.load_model(run_dir / "best.pt")
-    config = config_from_dict({"model": state["model_config"]})
+    config = RunConfig(model=checkpoint.model_config_of(state))
     tags = check_manifest(manifest, config)
     checkpoint.check_tags(state["tags"], tags, str(run_dir / "best.pt"))
     rows = labelled_rows(manifest, split)
@@ -118,15 +125,37 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
     probs = predict_clips(Tagger(nets.fe, nets.lp), dataset, batch_size, num_workers, progress=progress)
     labels = multi_hot(list(rows[S.TAGS]), tags, f"{split} rows")
     metrics = {"run": str(run_dir), "method": state["method"], "seed": state["seed"], "split": split,
-               "manifest": str(manifest.directory), "selected_at": {"stage": state["stage"], "step": state["step"],
-                                                                    "valid_pr_auc": state["valid_pr_auc"]},
-               "num_tags": len(tags), **group_metrics(rows, labels, probs)}
-    return metrics, per_tag_table(tags, rows, labels, probs)
+               "manifest": str(manifest.directory),
+               "manifest_fingerprints": manifest.info.get("fingerprints", {}),
+               "selected_at": {"stage": state["stage"], "step": state["step"], "valid_pr_auc": state["valid_pr_auc"],
+                               "rule": state.get("selected_by", "")},
+               "num_tags": len(tags), "min_clips": MIN_CLIPS, **group_metrics(rows, labels, probs)}
+    return metrics, per_tag_table(tags, rows, labels, probs), prediction_table(tags, rows, labels, probs)
+
+
+PREDICTIONS_FILE = "predictions.parquet"
+
+
+def prediction_table(tags: list[str], rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """One row per clip: its id, condition, the targets (``y:TAG``) and the scores (``p:TAG``)."""
+    table = rows[[S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.NOISE_CATEGORY, S.SNR_DB]].reset_index(drop=True)
+    targets = pd.DataFrame(labels.astype(np.int8), columns=[f"y:{t}" for t in tags])
+    scores = pd.DataFrame(probs.astype(np.float32), columns=[f"p:{t}" for t in tags])
+    return pd.concat([table, targets, scores], axis=1)
+
+
+def read_predictions(run_dir: Path, name: str = "eval") -> pd.DataFrame:
+    path = Path(run_dir) / name / PREDICTIONS_FILE
+    if not path.is_file():
+        raise DatError(f"{path}: not found; run `dat evaluate {run_dir} --manifest M --name {name}` first")
+    return pd.read_parquet(path)
 
 
 # --- reports ----------------------------------------------------------------------
 
 def _cell(scores: dict | None) -> str:
+    if scores and scores.get("too_few_clips"):
+        return f"n/a ({scores['clips']} clips)"
     if not scores or not np.isfinite(scores["roc_auc"]):
         return "-- / --"
     return f"{100 * scores['roc_auc']:.1f} / {100 * scores['pr_auc']:.1f}"
@@ -161,7 +190,8 @@ def conditions_table(columns: list[list[dict]], evals: list[str]) -> str:
     names = list(dict.fromkeys(n for d in lookup for n in d))
     lines = ["| condition | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     lines += [f"| {n} | " + " | ".join(_cell(d.get(n)) for d in lookup) + " |" for n in names]
-    return "\n".join(lines) + "\n\nCells: macro ROC-AUC / PR-AUC (%), clip-level, test split.\n"
+    return "\n".join(lines) + ("\n\nCells: macro ROC-AUC / PR-AUC (%), clip-level, test split; "
+                               f"n/a: fewer than {MIN_CLIPS} clips.\n")
 
 
 def mean_over_seeds(runs: list[dict]) -> list[dict]:
@@ -220,10 +250,14 @@ def plot_auc_vs_snr(all_metrics: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_run_reports(metrics: dict, per_tag: pd.DataFrame, out_dir: Path) -> None:
+def write_run_reports(metrics: dict, per_tag: pd.DataFrame, out_dir: Path,
+                      predictions: pd.DataFrame | None = None) -> None:
     from .io import atomic_path, write_json, write_text
 
     out_dir = Path(out_dir)
+    if predictions is not None:
+        with atomic_path(out_dir / PREDICTIONS_FILE) as tmp:
+            predictions.to_parquet(tmp, index=False)
     write_json(_finite(metrics), out_dir / "metrics.json")
     with atomic_path(out_dir / "per_tag.csv") as tmp:
         per_tag.to_csv(tmp, index=False, float_format="%.6f")

@@ -17,12 +17,13 @@ def dann_lambda(progress: float, gamma: float = 10.0) -> float:
     return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
 
 
-def grl_coefficient(step: int, total_steps: int, schedule: str, lambda_max: float) -> float:
-    """λ at ``step`` of ``total_steps`` stage-3 steps: ``lambda_max`` times 1 or the DANN ramp."""
+def grl_coefficient(step: int, horizon_steps: int, schedule: str, lambda_max: float) -> float:
+    """λ at stage-3 ``step``: ``lambda_max`` times 1, or times the DANN ramp over a fixed
+    horizon of ``horizon_steps`` (reached and held after it), independent of the stage length."""
     if schedule == "constant":
         return float(lambda_max)
     if schedule == "dann":
-        return float(lambda_max) * dann_lambda(step / max(total_steps, 1))
+        return float(lambda_max) * dann_lambda(step / max(horizon_steps, 1))
     raise ValueError(f"lambda schedule {schedule!r}: expected 'constant' or 'dann'")
 
 

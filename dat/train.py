@@ -1,24 +1,23 @@
 """One training loop for the three stages and the four methods.
 
-Stage 1 trains FE + LP on labelled source audio (``L = L_LP(src)``).
-Stage 2 trains the DC alone on source and target embeddings of the frozen FE.
-Stage 3 trains all three jointly through the gradient reversal layer::
+Stage 1 trains FE + LP on labelled source audio. Stage 2 (``dat`` only) trains the DC
+alone on embeddings of the frozen FE. Stage 3 starts from stage 1's best model and gives
+every method the same number of updates on the same source (and target) batches; the
+losses of each stage and method are in :mod:`dat.stages`. With the adversarial methods::
 
-    L = L_LP(src) + w · (L_DC(src) + L_DC(trg)),   GRL coefficient λ(p)
+    L = L_LP(src) + w · (L_DC(src) + L_DC(trg)) / 2,   GRL coefficient λ(step)
 
-so the DC minimises its loss while the FE receives ``-λ·w`` times its gradient (the
-issue's ``L_LP + λ(L_DC(src) + L_DC(trg))`` seen from the FE; ``w = train.dc_weight``).
+so the DC minimises its loss while the FE receives ``-λ·w`` times its gradient; λ ramps
+over a fixed horizon (:func:`dat.schedules.grl_coefficient`) and the FE learns at
+``fe_lr_scale`` times the heads' rate.
 
-Methods (see :func:`dat.config.method_stages`): ``source-only`` and ``multicondition``
-run stage 1 for ``stage1.steps + stage3.steps`` steps (same FE + LP budget as DAT),
-on clean or on clean + labelled noisy rows; ``dat-no-dc-pretrain`` runs stages 1 and 3;
-``dat`` runs 1, 2 and 3. Stages 1 and 3 validate every ``eval_every`` steps on the
-validation split (never test), keep the best macro PR-AUC model in ``best.pt`` and stop
-early after ``patience`` evaluations without gain. Stages 2 and 3 start from stage 1's
-best model (``best_stage1.pt``).
+Model selection follows one rule for all methods (:mod:`dat.selection`): the best
+clean-validation PR-AUC over stages 1 and 3, carried across stages, written to
+``best.pt`` and explained in ``selection.json``. ``best_stage1.pt`` is stage 1's best,
+the starting point of stages 2 and 3 (and of other runs, with ``stage1_from``).
 
 All state lives in :class:`Progress`, the modules, optimizers, schedulers, the AMP
-scaler, the two domain streams and the RNG; ``last.pt`` holds all of it, so a killed run
+scaler, the domain streams and the RNG; ``last.pt`` holds all of it, so a killed run
 resumes where it stopped.
 """
 
@@ -39,15 +38,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint, distributed
-from .config import RunConfig, StageConfig, method_stages
+from .config import RunConfig, StageConfig, is_adversarial, method_stages
 from .data import DomainStream, domain_classes, prepare_training_data
 from .errors import DatError
-from .logs import RunLogger
-from .losses import domain_accuracy, domain_loss, tag_loss
+from .logs import RunLogger, StepAverager
+from .memory import keep_freed_memory
 from .metrics import macro_scores
 from .models import DatNet, Nets, Tagger, load_clmr_state_dict
 from .predict import predict_clips
 from .schedules import grl_coefficient, lr_factor
+from .selection import Choice, Selection
+from .stages import Batch, adversarial_step, dc_pretrain_step, lp_step, multicondition_step
 
 __all__ = ["Progress", "Trainer", "train", "autocast_factory", "apply_step"]
 
@@ -60,9 +61,13 @@ class Progress:
     step: int = 0                      # steps done in this stage
     global_step: int = 0               # steps done in all stages
     completed: list = field(default_factory=list)
-    best_score: float = float("-inf")  # best validation PR-AUC in this stage
-    best_step: int = -1
-    stale: int = 0                     # evaluations since the best one
+    selection: Selection = field(default_factory=Selection)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "Progress":
+        sel = dict(saved["selection"])
+        selection = Selection(Choice(**sel.pop("best")), Choice(**sel.pop("noisy_best")), **sel)
+        return cls(saved["stage"], saved["step"], saved["global_step"], list(saved["completed"]), selection)
 
 
 def autocast_factory(device: torch.device, amp: str):
@@ -75,17 +80,25 @@ def autocast_factory(device: torch.device, amp: str):
     return (lambda: torch.autocast(device.type, dtype=dtype)), dtype == torch.float16
 
 
-def apply_step(loss: torch.Tensor, optimizers, schedulers, scaler) -> None:
-    """Backward of ``loss`` and one update of every optimizer (AMP-scaled when enabled)."""
+def apply_step(loss: torch.Tensor, optimizers, schedulers, scaler, clip_norm: float = 0.0) -> float:
+    """Backward of ``loss``, optional gradient clipping and one update of every optimizer
+    (AMP-scaled when enabled); returns the global gradient norm before clipping (NaN if not measured)."""
     optimizers = list(optimizers)
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    norm = float("nan")
+    if clip_norm > 0:
+        for opt in optimizers:
+            scaler.unscale_(opt)
+        params = [p for opt in optimizers for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm))
     for opt in optimizers:
         scaler.step(opt)
     scaler.update()
     for sched in schedulers:
         sched.step()
+    return norm
 
 
 def _seed_of(seed: int, rank: int) -> int:
@@ -105,17 +118,25 @@ def versions() -> dict:
 class Trainer:
     def __init__(self, config: RunConfig, manifest, run_dir: Path, ctx: distributed.Context, *,
                  stages: list[int] | None = None, pretrained: Path | None = None, resume: bool = False,
-                 on_step=None):
+                 stage1_from: Path | None = None, on_step=None):
+        from .stage1 import import_stage1
+
         self.config, self.manifest, self.ctx = config, manifest, ctx
         self.run_dir = Path(run_dir)
         self.on_step = on_step
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         self.stage1_path = self.run_dir / "best_stage1.pt"
         saved = self._check_run_dir(resume)
+        self._load_data()
+        self.stage1_from = None
+        if stage1_from is not None:
+            if saved is not None:
+                raise DatError("--stage1-from starts a new run; it cannot be combined with --resume")
+            saved = import_stage1(Path(stage1_from), self)
+            self.stage1_from = Path(stage1_from)
         if saved and saved.get("pretrained") and pretrained is None:
             pretrained = Path(saved["pretrained"])  # a resumed run keeps the FE it started from
         self.plan = self._plan(stages, pretrained, saved)
-        self._load_data()
         self.nets = Nets(config.model, len(self.tags), domain_classes(config.model.dc_mode)).to(ctx.device)
         self.progress = Progress()
         self.autocast, fp16 = autocast_factory(ctx.device, config.train.amp)
@@ -169,8 +190,11 @@ class Trainer:
             self.data = prepare_training_data(self.manifest, self.config, cache, False)
         self.tags = self.data.tags
         d, seed, rank, world = self.config.data, self.config.seed, self.ctx.rank, self.ctx.world
-        self.source = DomainStream(self.data.source, d.batch_size, seed, d.num_workers, rank, world)
-        self.target = DomainStream(self.data.target, d.batch_size, seed + 1, d.num_workers, rank, world)
+        # Target and labelled noisy rows share the sampler seed: the same batches of the same windows.
+        datasets = {"source": (self.data.source, seed), "target": (self.data.target, seed + 1),
+                    "noisy_labelled": (self.data.noisy_labelled, seed + 1)}
+        self.streams = {name: DomainStream(ds, d.batch_size, s, d.num_workers, rank, world)
+                        for name, (ds, s) in datasets.items() if ds is not None}
 
     # --- state --------------------------------------------------------------------
 
@@ -187,7 +211,7 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict(), "progress": asdict(self.progress),
-            "streams": {"source": self.source.state_dict(), "target": self.target.state_dict()},
+            "streams": {name: stream.state_dict() for name, stream in self.streams.items()},
             "rng": per_rank,
         }
 
@@ -196,9 +220,10 @@ class Trainer:
         self.nets.fe.load_state_dict(saved["fe"])
         self.nets.lp.load_state_dict(saved["lp"])
         self.nets.dc.load_state_dict(saved["dc"])
-        self.progress = Progress(**saved["progress"])
-        self.source.load_state_dict(saved["streams"]["source"])
-        self.target.load_state_dict(saved["streams"]["target"])
+        self.progress = Progress.from_dict(saved["progress"])
+        for name, stream in self.streams.items():
+            if name in saved["streams"]:  # a stream the saved run did not have has not moved yet
+                stream.load_state_dict(saved["streams"][name])
         self.scaler.load_state_dict(saved["scaler"])
         if len(saved["rng"]) != self.ctx.world:
             raise DatError(f"{self.last_path}: saved by {len(saved['rng'])} process(es), resumed with {self.ctx.world}")
@@ -213,14 +238,15 @@ class Trainer:
             checkpoint.save(state, path or self.last_path)
         distributed.barrier(self.ctx)
 
-    def _save_best(self, score: float) -> None:
+    def _save_model(self, path: Path, score: float, rule: str) -> None:
         if self.ctx.is_main:
             checkpoint.save({
                 "kind": "model", "model_config": asdict(self.config.model), "tags": self.tags,
                 "method": self.config.method, "seed": self.config.seed, "stage": self.progress.stage,
-                "step": self.progress.step, "valid_pr_auc": score,
+                "step": self.progress.step, "global_step": self.progress.global_step, "valid_pr_auc": score,
+                "selected_by": rule,
                 "fe": self.nets.fe.state_dict(), "lp": self.nets.lp.state_dict(), "dc": self.nets.dc.state_dict(),
-            }, self.best_path)
+            }, path)
 
     def _write_run_info(self) -> None:
         if not self.ctx.is_main:
@@ -238,81 +264,81 @@ class Trainer:
             info = {"method": self.config.method, "seed": self.config.seed, "stages": self.plan,
                     "manifest": str(self.manifest.directory),
                     "manifest_fingerprints": self.manifest.info.get("fingerprints", {}),
+                    "stage1_inputs": self.stage1_inputs(), "stage1_from": str(self.stage1_from or ""),
                     "tags": self.tags, "pretrained": str(self.pretrained or ""), **launch}
         write_json(info, info_path)
+
+    def stage1_inputs(self) -> str:
+        """Digest of what stage 1 reads (source and clean validation rows, their audio)."""
+        from .data import rows_digest
+
+        return rows_digest(self.manifest, [self.data.source.rows, self.data.valid_clean.rows])
 
     # --- stages -------------------------------------------------------------------
 
     def stage_config(self, stage: int) -> StageConfig:
         t = self.config.train
-        if stage == 1 and self.config.method in ("source-only", "multicondition"):
-            return StageConfig(**dict(asdict(t.stage1), steps=t.stage1.steps + t.stage3.steps))
         return {1: t.stage1, 2: t.stage2, 3: t.stage3}[stage]
 
+    def _stage_model(self, stage: int) -> torch.nn.Module:
+        """Exactly the modules whose parameters the stage trains (DDP sees no unused ones)."""
+        if stage == 2:
+            return self.nets.dc
+        if stage == 3 and is_adversarial(self.config.method):
+            return DatNet(self.nets.fe, self.nets.lp, self.nets.dc)
+        return Tagger(self.nets.fe, self.nets.lp)
+
+    def _param_groups(self, stage: int, sc: StageConfig) -> list[dict]:
+        if stage == 2:
+            return [{"params": list(self.nets.dc.parameters()), "lr": sc.lr, "name": "dc"}]
+        groups = [{"params": list(self.nets.fe.parameters()), "lr": sc.lr * sc.fe_lr_scale, "name": "fe"},
+                  {"params": list(self.nets.lp.parameters()), "lr": sc.lr, "name": "lp"}]
+        if stage == 3 and is_adversarial(self.config.method):
+            groups.append({"params": list(self.nets.dc.parameters()), "lr": sc.lr, "name": "dc"})
+        return groups
+
     def _begin_stage(self, stage: int, fresh: bool) -> None:
-        """Optimizers and schedulers of ``stage``; on a fresh start, its initial weights."""
+        """Optimizer and scheduler of ``stage``; on a fresh start, its initial weights."""
         if fresh:
             if stage in (2, 3) and self.stage1_path.is_file():
                 nets, _ = checkpoint.load_model(self.stage1_path)
                 self.nets.fe.load_state_dict(nets.fe.state_dict())
                 self.nets.lp.load_state_dict(nets.lp.state_dict())
-            self.progress = Progress(stage=stage, global_step=self.progress.global_step,
-                                     completed=self.progress.completed)
+            self.progress.stage, self.progress.step = stage, 0
+            self.progress.selection.start_stage()
         sc = self.stage_config(stage)
-        groups = {1: {"main": [self.nets.fe, self.nets.lp]}, 2: {"dc": [self.nets.dc]},
-                  3: {"main": [self.nets.fe, self.nets.lp], "dc": [self.nets.dc]}}[stage]
-        self.optimizers, self.schedulers = {}, {}
-        for name, modules in groups.items():
-            params = [p for m in modules for p in m.parameters()]
-            opt = torch.optim.Adam(params, lr=sc.lr, weight_decay=sc.weight_decay)
-            self.optimizers[name] = opt
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s, sc=sc: lr_factor(s, sc.steps, sc.warmup_steps, sc.lr_schedule))
-        wrap = (lambda m: DDP(m)) if self.ctx.distributed else (lambda m: m)
-        self.model = wrap({1: Tagger(self.nets.fe, self.nets.lp), 2: self.nets.dc,
-                           3: DatNet(self.nets.fe, self.nets.lp, self.nets.dc)}[stage])
+        opt = torch.optim.AdamW(self._param_groups(stage, sc), lr=sc.lr, weight_decay=sc.weight_decay)
+        self.optimizers = {"main": opt}
+        self.schedulers = {"main": torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s, sc=sc: lr_factor(s, sc.steps, sc.warmup_steps, sc.lr_schedule))}
+        model = self._stage_model(stage)
+        self.model = DDP(model) if self.ctx.distributed else model
 
-    def _to(self, batch: dict, key: str) -> torch.Tensor:
-        return batch[key].to(self.ctx.device, non_blocking=True)
+    def _batch(self, name: str) -> Batch:
+        raw = next(self.streams[name])
+        self.batch_ids += list(raw["mixture_id"])
+        dev = self.ctx.device
+        labels = raw["labels"].to(dev, non_blocking=True) if "labels" in raw else None
+        return Batch(raw["audio"].to(dev, non_blocking=True), raw["domain"].to(dev, non_blocking=True), labels)
 
     def _step(self, stage: int) -> dict:
-        """One optimisation step of ``stage``; returns its scalar logs (as tensors)."""
-        src = next(self.source)
-        trg = next(self.target) if stage in (2, 3) else None
-        self.batch_ids = list(src["mixture_id"]) + (list(trg["mixture_id"]) if trg else [])
-        out = {}
-        if stage == 1:
-            self.nets.fe.train()
-            self.nets.lp.train()
-            with self.autocast():
-                logits = self.model(self._to(src, "audio"))
-            out["loss_lp"] = loss = tag_loss(logits, self._to(src, "labels"))
+        """One optimisation step of ``stage``; returns its scalar logs (as tensors or floats)."""
+        self.batch_ids = []
+        method = self.config.method
+        src = self._batch("source")
+        if stage == 2:
+            out = dc_pretrain_step(self.nets.fe, self.model, src, self._batch("target"), self.autocast)
+        elif stage == 1 or method == "source-only":
+            out = lp_step(self.model, src, self.autocast)
+        elif method == "multicondition":
+            out = multicondition_step(self.model, src, self._batch("noisy_labelled"), self.autocast)
         else:
-            audio = torch.cat([self._to(src, "audio"), self._to(trg, "audio")])
-            domains = torch.cat([self._to(src, "domain"), self._to(trg, "domain")])
-            n = src["audio"].shape[0]
-            if stage == 2:
-                self.nets.fe.eval()  # frozen FE: no BN statistics update either
-                self.nets.dc.train()
-                with torch.no_grad(), self.autocast():
-                    z = self.nets.fe(audio)
-                with self.autocast():
-                    dc_logits = self.model(z.float())
-                lp_loss = None
-            else:
-                self.nets.train()
-                sc = self.stage_config(3)
-                out["lambda"] = grl_coefficient(self.progress.step, sc.steps, self.config.train.lambda_schedule,
-                                                self.config.train.lambda_max)
-                with self.autocast():
-                    lp_logits, dc_logits = self.model(audio, n, out["lambda"])
-                out["loss_lp"] = lp_loss = tag_loss(lp_logits, self._to(src, "labels"))
-            out["loss_dc"] = domain_loss(dc_logits[:n], domains[:n]) + domain_loss(dc_logits[n:], domains[n:])
-            out["dc_acc"] = domain_accuracy(dc_logits.detach(), domains)
-            loss = out["loss_dc"] if lp_loss is None else lp_loss + self.config.train.dc_weight * out["loss_dc"]
-        out["loss"] = loss
-        self._check_finite(loss, stage)
-        self._backward(loss)
+            t = self.config.train
+            coefficient = grl_coefficient(self.progress.step, t.lambda_horizon_steps, t.lambda_schedule, t.lambda_max)
+            out = adversarial_step(self.model, src, self._batch("target"), coefficient, t.dc_weight, self.autocast)
+        self._check_finite(out["loss"], stage)
+        out["grad_norm"] = apply_step(out["loss"], self.optimizers.values(), self.schedulers.values(), self.scaler,
+                                      self.stage_config(stage).grad_clip_norm)
         return out
 
     def _check_finite(self, loss: torch.Tensor, stage: int) -> None:
@@ -322,55 +348,51 @@ class Trainer:
             ids = ", ".join(self.batch_ids[:8]) + (" ..." if len(self.batch_ids) > 8 else "")
             raise DatError(f"loss is NaN/inf at {where}; batch mixtures: {ids or 'on another rank'}")
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        apply_step(loss, self.optimizers.values(), self.schedulers.values(), self.scaler)
+    def _predict(self, evalset) -> np.ndarray:
+        return predict_clips(Tagger(self.nets.fe, self.nets.lp), evalset.chunks, self.config.data.eval_batch_size,
+                             self.config.data.num_workers, self.ctx, self.autocast)
 
-    def _validate(self) -> float:
-        probs = predict_clips(Tagger(self.nets.fe, self.nets.lp), self.data.valid, self.config.data.eval_batch_size,
-                              self.config.data.num_workers, self.ctx, self.autocast)
-        scores = macro_scores(self.data.valid_labels, probs)
-        if not np.isfinite(scores["pr_auc"]):
-            raise DatError("validation split: no tag has both positive and negative clips; cannot select a model")
+    def _validate(self) -> None:
+        """Score clean (selects) and noisy (reported) validation rows; keep the chosen models."""
+        clean_probs = self._predict(self.data.valid_clean)
+        clean = macro_scores(self.data.valid_clean.labels, clean_probs)
+        if not np.isfinite(clean["pr_auc"]):
+            raise DatError("validation split: no tag has both positive and negative clean clips; cannot select a model")
+        noisy, noisy_probs = {}, None
+        if self.data.valid_noisy is not None:
+            noisy_probs = self._predict(self.data.valid_noisy)
+            noisy = macro_scores(self.data.valid_noisy.labels, noisy_probs)
         p = self.progress
-        improved = scores["pr_auc"] > p.best_score
+        improved, noisy_improved = p.selection.update(clean["pr_auc"], noisy.get("pr_auc"), p.stage, p.step,
+                                                      p.global_step)
         if improved:
-            p.best_score, p.best_step, p.stale = scores["pr_auc"], p.step, 0
-            self._save_best(scores["pr_auc"])
-        else:
-            p.stale += 1
+            self._save_model(self.best_path, clean["pr_auc"], "valid clean PR-AUC (the rule)")
+        if noisy_improved:
+            self._save_model(self.run_dir / "best_noisy_valid.pt", noisy["pr_auc"],
+                             "valid noisy PR-AUC (reported only; uses target labels)")
         if self.logger:
-            self.logger.evaluation({"global_step": p.global_step, "stage": p.stage, "step": p.step,
-                                    "valid_roc_auc": scores["roc_auc"], "valid_pr_auc": scores["pr_auc"],
-                                    "best": int(improved)})
-        return scores["pr_auc"]
-
-    def _log(self, out: dict, started: float) -> dict:
-        p = self.progress
-        row = {"global_step": p.global_step, "stage": p.stage, "step": p.step,
-               "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"],
-               "seconds": round(time.perf_counter() - started, 3)}
-        row.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()})
-        self.logger.step(row)
-        return row
+            self.logger.validation(p, clean, noisy, improved, clean_probs, noisy_probs, self.data)
 
     def _run_stage(self, stage: int) -> None:
-        from tqdm import tqdm
+        from .progress import StageBar
 
         p, t = self.progress, self.config.train
         total = self.stage_config(stage).steps
         selects = stage in (1, 3)
-        bar = tqdm(total=total, initial=p.step, desc=f"stage {stage}", leave=False,
-                   disable=not (t.progress and self.ctx.is_main))
-        started = time.perf_counter()
-        last_eval = -1
-        while p.step < total and not (selects and p.stale >= t.patience):
+        bar = StageBar(stage, total, p.step, enabled=t.progress and self.ctx.is_main)
+        averager = StepAverager()
+        if selects and p.step == 0 and stage == 3 and p.selection.best.step >= 0:
+            self._validate()  # the curve's start: stage 1's best model, before any stage-3 update
+        last_eval = p.step
+        while p.step < total and not (selects and p.selection.stale >= t.patience):
             out = self._step(stage)
             p.step += 1
             p.global_step += 1
-            bar.update(1)
+            averager.add(out)
             if self.logger and (p.step % t.log_every == 0 or p.step == total):
-                row = self._log(out, started)
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                row = self.logger.step(p, averager.pop(), self.optimizers["main"])
+                bar.show(row)
+            bar.update()
             if selects and p.step % t.eval_every == 0:
                 self._validate()
                 last_eval = p.step
@@ -378,9 +400,9 @@ class Trainer:
                 self._save()
             if self.on_step:
                 self.on_step(self)
-        bar.close()
-        if selects and last_eval != p.step and p.step > 0 and p.stale < t.patience:
+        if selects and last_eval != p.step and p.step > 0 and p.selection.stale < t.patience:
             self._validate()
+        bar.close(p, stopped_early=p.step < total)
         if stage == 1 and self.ctx.is_main and self.best_path.is_file():
             shutil.copyfile(self.best_path, self.stage1_path)
         p.completed = sorted(set(p.completed) | {stage})
@@ -389,30 +411,40 @@ class Trainer:
     def run(self) -> dict:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_info()
-        resume_step = None
+        resume_at = None
         if self.saved is not None:
             self._restore(self.saved)
-            resume_step = self.progress.global_step
+            resume_at = (self.progress.global_step, self.progress.stage)
         if self.ctx.is_main:
-            self.logger = RunLogger(self.run_dir, self.config.train.tensorboard, resume_step)
+            self.logger = RunLogger(self.run_dir, self.config.train, resume_at, echo=self.config.train.progress)
         try:
             for stage in self.plan:
-                fresh = not (self.saved is not None and self.progress.stage == stage)
+                fresh = not (self.saved is not None and self.progress.stage == stage
+                             and stage not in self.progress.completed)
                 self._begin_stage(stage, fresh)
                 if not fresh:
-                    for name, opt in self.optimizers.items():
-                        opt.load_state_dict(self.saved["optimizers"][name])
-                        self.schedulers[name].load_state_dict(self.saved["schedulers"][name])
+                    self.optimizers["main"].load_state_dict(self.saved["optimizers"]["main"])
+                    self.schedulers["main"].load_state_dict(self.saved["schedulers"]["main"])
                 self._run_stage(stage)
         finally:
             if self.logger:
                 self.logger.close()
-        return {"best_valid_pr_auc": self.progress.best_score, "global_step": self.progress.global_step,
-                "completed": self.progress.completed}
+        return self._finish()
+
+    def _finish(self) -> dict:
+        from .io import write_json
+        from .plots import plot_training
+
+        selection = self.progress.selection.report()
+        if self.ctx.is_main:
+            write_json(selection, self.run_dir / "selection.json")
+            plot_training(self.run_dir)
+        return {"best_valid_pr_auc": self.progress.selection.best.score, "global_step": self.progress.global_step,
+                "completed": self.progress.completed, "selection": selection}
 
 
 def train(config: RunConfig, manifest, run_dir: Path, *, stages=None, pretrained=None, resume=False,
-          device: str = "auto", on_step=None) -> dict:
+          stage1_from=None, device: str = "auto", on_step=None) -> dict:
     """Train ``config.method`` on ``manifest`` into ``run_dir`` (resuming when asked).
 
     Randomness: model initialisation and dropout draw from torch's generator, seeded
@@ -422,6 +454,7 @@ def train(config: RunConfig, manifest, run_dir: Path, *, stages=None, pretrained
     if config.train.deterministic:
         # cuBLAS needs this before CUDA starts to run deterministically; harmless on CPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    keep_freed_memory()
     ctx = distributed.setup(device)
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     devices = [ctx.device] if ctx.device.type == "cuda" else []
@@ -432,7 +465,7 @@ def train(config: RunConfig, manifest, run_dir: Path, *, stages=None, pretrained
             if config.train.threads:
                 torch.set_num_threads(config.train.threads)
             trainer = Trainer(config, manifest, run_dir, ctx, stages=stages, pretrained=pretrained, resume=resume,
-                              on_step=on_step)
+                              stage1_from=stage1_from, on_step=on_step)
             return trainer.run()
     finally:
         torch.use_deterministic_algorithms(deterministic)

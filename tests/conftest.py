@@ -55,3 +55,18 @@ def demo_corpus(tmp_path_factory):
         pytest.fail(f"demo corpus packages are not installed: {message}")
     out = tmp_path_factory.mktemp("demo") / "corpus"
     return out, demo.build_demo_corpus(out, seed=0, progress=False)
+
+
+SMALL_PIECE_LIMIT = 3  # pieces per repertory in the quick suite's corpus
+
+
+@pytest.fixture(scope="session")
+def small_demo_corpus(tmp_path_factory):
+    """A demo corpus of a few pieces per repertory (every noise source): the quick suite's."""
+    from noisemix.corpus import demo
+
+    message = demo.missing_message()
+    if message:
+        pytest.fail(f"demo corpus packages are not installed: {message}")
+    out = tmp_path_factory.mktemp("demo-small") / "corpus"
+    return out, demo.build_demo_corpus(out, seed=0, progress=False, piece_limit=SMALL_PIECE_LIMIT)

@@ -1,8 +1,10 @@
 """The demo corpus (issue 3): real packages in, a tagged, attributed, deterministic corpus out.
 
-The corpus is built once per module (about a minute and a half on 2 cores) and a second
-time for the byte-for-byte comparison. Missing demo packages make these tests FAIL with
-the install line: CI installs them (noisemix/corpus/install-demo-deps.sh).
+The quick suite builds a small corpus (a few pieces per repertory, every noise source)
+twice and compares the bytes; the tests marked ``demo_full`` check the full corpus
+(``make test-demo``, a separate CI step: it is built twice, about 4 minutes each on 2
+cores). Missing demo packages make these tests FAIL with the install line: CI installs
+them (noisemix/corpus/install-demo-deps.sh).
 """
 
 from __future__ import annotations
@@ -35,16 +37,19 @@ def _require_packages() -> None:
         pytest.fail(f"demo corpus packages are not installed: {message}")
 
 
-def _build(out: Path) -> tuple[dict, float]:
+def _build(out: Path, piece_limit: int | None = None) -> tuple[dict, float]:
     _require_packages()
     started = time.monotonic()
-    info = build_demo_corpus(out, seed=0, progress=False)
+    info = build_demo_corpus(out, seed=0, progress=False, piece_limit=piece_limit)
     return info, time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
 def corpus(demo_corpus):
     return demo_corpus
+
+
+full = pytest.mark.demo_full
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -63,6 +68,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 # --- the built corpus ----------------------------------------------------------------
 
+@full
 def test_clean_clips_are_enough_mono_22050_pcm16_10_to_30_s(corpus):
     out, info = corpus
     files = sorted((out / "clean").rglob("*.flac"))
@@ -74,6 +80,7 @@ def test_clean_clips_are_enough_mono_22050_pcm16_10_to_30_s(corpus):
     assert info["clean"]["clips"] == len(files)
 
 
+@full
 def test_each_noise_category_has_enough_distinct_groups(corpus):
     out, info = corpus
     rows = _read_csv(out / "noise" / "groups.csv")
@@ -88,6 +95,7 @@ def test_each_noise_category_has_enough_distinct_groups(corpus):
         assert (meta.channels, meta.subtype) == (1, "PCM_16")
 
 
+@full
 def test_tables_list_exactly_the_files_on_disk(corpus):
     out, _ = corpus
     tags = _read_csv(out / "clean" / "tags.csv")
@@ -104,6 +112,7 @@ def test_tables_list_exactly_the_files_on_disk(corpus):
     assert list(attribution[0]) == ["path", "package", "package_version", "original_path", "license"]
 
 
+@full
 def test_tag_vocabulary_is_useful_and_excerpts_share_their_piece_group(corpus):
     out, info = corpus
     rows = _read_csv(out / "clean" / "tags.csv")
@@ -118,6 +127,7 @@ def test_tag_vocabulary_is_useful_and_excerpts_share_their_piece_group(corpus):
     assert any(n > 1 for n in Counter(r["group"] for r in rows).values())
 
 
+@full
 def test_corpus_json_records_seed_versions_and_skips(corpus):
     out, info = corpus
     assert json.loads((out / "corpus.json").read_text()) == info
@@ -128,17 +138,21 @@ def test_corpus_json_records_seed_versions_and_skips(corpus):
     assert info["clean"]["hours"] > 0.5
 
 
-def test_same_inputs_return_the_existing_corpus_quickly(corpus):
-    out, info = corpus
+def test_same_inputs_return_the_existing_corpus_quickly(small_demo_corpus):
+    from conftest import SMALL_PIECE_LIMIT
+
+    out, info = small_demo_corpus
     started = time.monotonic()
-    assert build_demo_corpus(out, seed=0, progress=False) == info
+    assert build_demo_corpus(out, seed=0, progress=False, piece_limit=SMALL_PIECE_LIMIT) == info
     assert time.monotonic() - started < 10
 
 
-def test_refuses_to_overwrite_another_directory_and_other_seed(corpus, tmp_path):
-    out, _ = corpus
+def test_refuses_to_overwrite_another_directory_and_other_seed(small_demo_corpus, tmp_path):
+    out, _ = small_demo_corpus
     with pytest.raises(DemoCorpusError, match="other inputs"):
         build_demo_corpus(out, seed=1, progress=False)
+    with pytest.raises(DemoCorpusError, match="other inputs"):
+        build_demo_corpus(out, seed=0, progress=False)  # the full corpus is another corpus
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
@@ -147,6 +161,18 @@ def test_refuses_to_overwrite_another_directory_and_other_seed(corpus, tmp_path)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
+def test_second_small_build_is_byte_identical(small_demo_corpus, tmp_path):
+    from conftest import SMALL_PIECE_LIMIT
+
+    out, info = small_demo_corpus
+    assert info["piece_limit"] == SMALL_PIECE_LIMIT and info["clean"]["clips"] > 0
+    _build(tmp_path / "again", SMALL_PIECE_LIMIT)
+    first, second = _digests(out), _digests(tmp_path / "again")
+    assert first.keys() == second.keys()
+    assert [p for p in first if first[p] != second[p]] == []
+
+
+@full
 def test_second_build_is_byte_identical(corpus, tmp_path):
     out, _ = corpus
     _build(tmp_path / "again")
@@ -309,7 +335,7 @@ def test_a_failed_build_leaves_no_corpus_and_no_temp_dir(monkeypatch, tmp_path):
     _require_packages()
     def explode(root):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(demo, "_start_pieces", lambda pool, root, seed: ([], []))
+    monkeypatch.setattr(demo, "_start_pieces", lambda pool, root, seed, piece_limit: ([], []))
     monkeypatch.setattr(demo, "_noise", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build_demo_corpus(tmp_path / "corpus", progress=False)

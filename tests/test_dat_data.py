@@ -52,10 +52,27 @@ def test_splits_are_the_documented_rows(manifest, tmp_path):
     data = prepare_training_data(manifest, _config(), tmp_path / "cache", progress=False)
     assert data.source.rows[S.NOISE_SOURCE_ID].eq("").all() and data.source.rows[S.SPLIT].eq("train").all()
     assert data.target.rows[S.NOISE_SOURCE_ID].ne("").all() and data.target.rows[S.SPLIT].eq("train").all()
-    assert set(data.valid.rows[S.SPLIT]) == {"valid"} and data.valid.rows[S.NOISE_SOURCE_ID].eq("").any()
+    # Models are selected on clean validation rows only; noisy ones (target labels) are reported apart.
+    assert set(data.valid_clean.rows[S.SPLIT]) == {"valid"} and data.valid_clean.rows[S.NOISE_SOURCE_ID].eq("").all()
+    assert data.valid_noisy.rows[S.NOISE_SOURCE_ID].ne("").all()
+    assert len(data.valid_clean.rows) + len(data.valid_noisy.rows) == len(manifest.split("valid"))
+    assert data.noisy_labelled is None
+    source_only = prepare_training_data(manifest, config_from_dict({"preset": "tiny", "method": "source-only"}),
+                                        tmp_path / "cache", progress=False)
+    assert source_only.target is None and source_only.noisy_labelled is None
+
+
+def test_multicondition_sees_the_same_noisy_audio_as_the_dat_target(manifest, tmp_path):
+    dat = prepare_training_data(manifest, _config(), tmp_path / "cache", progress=False)
     multi = prepare_training_data(manifest, config_from_dict({"preset": "tiny", "method": "multicondition"}),
                                   tmp_path / "cache", progress=False)
-    assert len(multi.source) == len(manifest.split("train"))
+    assert len(multi.source) == len(dat.source)  # clean source rows only, as for every method
+    assert len(multi.noisy_labelled) == len(dat.target)
+    unlabelled, labelled = DomainStream(dat.target, 4, 1, 0), DomainStream(multi.noisy_labelled, 4, 1, 0)
+    for _ in range(5):
+        a, b = next(unlabelled), next(labelled)
+        assert a["mixture_id"] == b["mixture_id"] and torch.equal(a["audio"], b["audio"])
+        assert "labels" not in a and b["labels"].shape == (4, len(SYNTH_TAGS))
 
 
 def test_crops_are_mixture_windows_and_independent_of_workers(manifest, tmp_path):

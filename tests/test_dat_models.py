@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,8 @@ from torch import nn
 from dat.config import ModelConfig, preset
 from dat.errors import DatError
 from dat.grl import grad_reverse
-from dat.models import DomainClassifier, LabelPredictor, SampleCNN, load_clmr_state_dict
+from dat.models import DomainClassifier, LabelPredictor, SampleCNN, feature_extractor, load_clmr_state_dict
+from dat.models.log_mel_cnn import LogMel, LogMelCNN, mel_filterbank
 from dat.schedules import dann_lambda, grl_coefficient, lr_factor
 
 
@@ -53,7 +56,7 @@ def test_full_sample_cnn_matches_clmr_layout_and_parameter_count():
     assert fe(torch.zeros(2, 59049)).shape == (2, 512)
 
 
-@pytest.mark.parametrize("name, length, dim", [("cpu", 59049, 128), ("tiny", 2187, 32)])
+@pytest.mark.parametrize("name, length, dim", [("cpu-samplecnn", 59049, 128), ("tiny", 2187, 32)])
 def test_small_configurations(name, length, dim):
     config = preset(name).model
     fe = SampleCNN(config)
@@ -104,7 +107,39 @@ def test_clmr_checkpoint_of_other_shape_fails_clearly(tmp_path):
     with pytest.raises(DatError, match="shape mismatch"):
         load_clmr_state_dict(other, tmp_path / "clmr.pt")
     with pytest.raises(DatError, match="not a CLMR SampleCNN"):
-        load_clmr_state_dict(SampleCNN(preset("cpu").model), tmp_path / "clmr.pt")
+        load_clmr_state_dict(SampleCNN(preset("cpu-samplecnn").model), tmp_path / "clmr.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DatError, match="not a loadable"):
         load_clmr_state_dict(other, tmp_path / "junk.pt")
+
+
+def test_cpu_preset_is_a_small_log_mel_cnn_over_the_same_raw_input(tmp_path):
+    config = preset("cpu").model
+    fe = feature_extractor(config)
+    assert isinstance(fe, LogMelCNN) and config.input_length == 59049
+    assert sum(p.numel() for p in fe.parameters()) < 110_000
+    assert fe(torch.randn(3, 59049)).shape == (3, 128)
+    assert fe(torch.randn(3, 1, 59049)).shape == (3, 128)
+    with pytest.raises(ValueError, match="expects \\(B, 59049\\)"):
+        fe(torch.randn(3, 59050))
+    with pytest.raises(DatError, match="a CLMR checkpoint is a SampleCNN"):
+        load_clmr_state_dict(fe, tmp_path / "clmr.pt")
+
+
+def test_mel_filterbank_tiles_the_spectrum_and_log_mel_sees_a_tone_in_its_band():
+    filters = mel_filterbank(22050, 1024, 64)
+    assert filters.shape == (513, 64) and filters.min() >= 0 and filters.max() <= 1.0
+    assert (filters.sum(axis=0) > 0).all()  # no empty band
+    sr, hz = 22050, 1000.0
+    tone = torch.sin(2 * math.pi * hz * torch.arange(8192) / sr)[None]
+    image = LogMel(sr, 1024, 512, 64)(tone)
+    assert image.shape == (1, 1, 64, 1 + 8192 // 512)
+    peak_band = int(image[0, 0, :, 4:-4].mean(dim=1).argmax())
+    assert peak_band == int(np.argmax(filters[round(hz / (sr / 1024))]))
+
+
+def test_log_mel_config_is_validated():
+    with pytest.raises(DatError, match="embedding_dim=64"):
+        ModelConfig(frontend="logmel", channels=(8, 16, 32, 64), embedding_dim=32).validate()
+    with pytest.raises(DatError, match="halve"):
+        ModelConfig(frontend="logmel", channels=(8,) * 7, embedding_dim=8).validate()

@@ -46,7 +46,7 @@ def _cli(*args):
 
 def test_all_methods_train_with_their_stages_and_same_budget(trained, manifest_dir):
     budget = 12 + 8  # tiny preset: stage 1 + stage 3 steps of FE + LP updates
-    expect = {"source-only": ([1], budget), "multicondition": ([1], budget),
+    expect = {"source-only": ([1, 3], budget), "multicondition": ([1, 3], budget),
               "dat-no-dc-pretrain": ([1, 3], budget), "dat": ([1, 2, 3], budget + 4)}
     for method, (run, result) in trained.items():
         stages, steps = expect[method]
@@ -68,7 +68,11 @@ def test_all_methods_train_with_their_stages_and_same_budget(trained, manifest_d
     dat_log = pd.read_csv(trained["dat"][0] / "log.csv")
     stage3 = dat_log[dat_log["stage"] == 3]
     assert stage3["lambda"].is_monotonic_increasing and stage3["lambda"].iloc[0] >= 0
-    assert dat_log[dat_log["stage"] == 2]["dc_acc"].between(0, 1).all()
+    for stage in (2, 3):
+        rows = dat_log[dat_log["stage"] == stage]
+        assert rows["dc_acc_source"].between(0, 1).all() and rows["dc_acc_target"].between(0, 1).all()
+    selection = json.loads((trained["dat"][0] / "selection.json").read_text())
+    assert selection["metric"] == "valid clean macro PR-AUC" and selection["chosen"]["stage"] in (1, 3)
     first = dat_log[dat_log["stage"] == 1]["loss"]
     assert first.tail(4).mean() < first.head(4).mean()  # stage 1 learns the audible tags
 
@@ -82,7 +86,11 @@ def test_evaluate_writes_reports_and_compare_puts_methods_side_by_side(trained, 
         assert set(metrics["by_snr"]) == {"0.0", "10.0"}
         assert set(metrics["by_category"]) == set(S.CATEGORIES)
         assert metrics["clean"]["clips"] == 6 and metrics["noisy"]["clips"] == 36
-        assert metrics["clean"]["roc_auc"] > 0.5
+        assert metrics["clean"]["too_few_clips"] and metrics["clean"]["roc_auc"] is None  # 6 < 30 clips
+        assert metrics["noisy"]["roc_auc"] > 0.5
+        assert "n/a (6 clips)" in (run / "eval" / "table.md").read_text()
+        predictions = pd.read_parquet(run / "eval" / "predictions.parquet")
+        assert len(predictions) == 42 and {"y:low", "p:low", "snr_db", "noise_category"} <= set(predictions.columns)
         per_tag = pd.read_csv(run / "eval" / "per_tag.csv")
         assert list(per_tag["tag"]) == ["low", "high", "pulse"]
         assert (run / "eval" / "table.md").read_text().startswith("| condition |")
@@ -222,7 +230,7 @@ def test_bad_inputs_give_one_line_errors(trained, manifest_dir, tmp_path):
     _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r2", "--preset", "tiny", "--set",
                           "train.stage1.stepz=3"), "unknown field(s) stepz")
     _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r3", "--preset", "tiny",
-                          "--method", "source-only", "--stage", "3"), "has no stage 3")
+                          "--method", "source-only", "--stage", "2"), "has no stage 2")
     _one_line_error(*_cli("train", "-m", manifest_dir, "-o", tmp_path / "r4", "--preset", "tiny", "--stage", "3"),
                     "stage 3 needs a trained FE")
     # A checkpoint from another architecture: resume a run with a changed model config.
@@ -250,5 +258,26 @@ def test_a_stage_stops_at_the_first_evaluation_without_gain_when_patience_is_one
                                "train": {"patience": 1, "eval_every": 1, "checkpoint_every": 100}})
     result = train(config, load_manifest(manifest_dir), tmp_path / "run")
     evaluations = pd.read_csv(tmp_path / "run" / "valid.csv")
-    assert list(evaluations["best"]) == [1] * (len(evaluations) - 1) + [0]  # stopped at the first miss
-    assert result["global_step"] == len(evaluations) < config.train.stage1.steps
+    for stage in (1, 3):
+        scores = list(evaluations[evaluations["stage"] == stage]["clean_pr_auc"])
+        gains = [b > max(scores[:i]) for i, b in enumerate(scores) if i > 0]
+        assert gains == [True] * (len(gains) - 1) + [False], stage  # stopped at the first miss
+    assert result["global_step"] < config.train.stage1.steps + config.train.stage3.steps
+
+
+def test_model_selection_carries_the_best_across_stages(manifest_dir, tmp_path):
+    """Stage 3 replaces stage 1's model only when it beats it on clean validation."""
+    config = config_from_dict({"preset": "tiny", "method": "dat-no-dc-pretrain", "train": {"eval_every": 2}})
+    train(config, load_manifest(manifest_dir), tmp_path / "run")
+    evaluations = pd.read_csv(tmp_path / "run" / "valid.csv")
+    best_row = evaluations.loc[evaluations["clean_pr_auc"].idxmax()]
+    selection = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert selection["chosen"]["score"] == pytest.approx(best_row["clean_pr_auc"])
+    first_best = evaluations[evaluations["clean_pr_auc"] == best_row["clean_pr_auc"]].iloc[0]
+    assert (selection["chosen"]["stage"], selection["chosen"]["step"]) == (first_best["stage"], first_best["step"])
+    model = checkpoint.load(tmp_path / "run" / "best.pt", kind="model")
+    assert (model["stage"], model["step"]) == (first_best["stage"], first_best["step"])
+    stage1 = checkpoint.load(tmp_path / "run" / "best_stage1.pt", kind="model")
+    assert stage1["stage"] == 1
+    stage3_start = evaluations[(evaluations["stage"] == 3) & (evaluations["step"] == 0)]
+    assert stage3_start["clean_pr_auc"].iloc[0] == pytest.approx(stage1["valid_pr_auc"])  # starts from stage 1's best

@@ -11,6 +11,8 @@ from noisemix.sources import CorpusInput
 from noisemix.spec import BuildSpec
 from noisemix.verify import verify_manifest
 
+pytestmark = pytest.mark.demo_full  # needs the full demo corpus: `make test-demo`
+
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 DEMO = ("demo", "demo-grid")
 

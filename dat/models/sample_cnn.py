@@ -77,6 +77,9 @@ def load_clmr_state_dict(fe: SampleCNN, path) -> None:
     Its ``fc`` head is ignored (our LP is trained on the manifest's vocabulary). Raises
     :class:`DatError` when the file is not a CLMR SampleCNN of ``fe``'s shape.
     """
+    if not isinstance(fe, SampleCNN):
+        raise DatError(f"{path}: a CLMR checkpoint is a SampleCNN; this model's FE is {type(fe).__name__} "
+                       f"(use a preset with frontend 'samplecnn', e.g. full or cpu-samplecnn)")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -12,9 +12,15 @@ from torch import nn
 from ..config import ModelConfig
 from ..grl import grad_reverse
 from .heads import DomainClassifier, LabelPredictor
+from .log_mel_cnn import LogMelCNN
 from .sample_cnn import SampleCNN
 
-__all__ = ["Nets", "Tagger", "DatNet"]
+__all__ = ["Nets", "Tagger", "DatNet", "feature_extractor"]
+
+
+def feature_extractor(config: ModelConfig) -> nn.Module:
+    """The FE the config names: CLMR's SampleCNN, or the log-mel CNN of the ``cpu`` preset."""
+    return LogMelCNN(config) if config.frontend == "logmel" else SampleCNN(config)
 
 
 class Nets(nn.Module):
@@ -22,7 +28,7 @@ class Nets(nn.Module):
 
     def __init__(self, config: ModelConfig, num_tags: int, num_domains: int):
         super().__init__()
-        self.fe = SampleCNN(config)
+        self.fe = feature_extractor(config)
         self.lp = LabelPredictor(config.embedding_dim, num_tags, config.lp_hidden, config.lp_dropout)
         self.dc = DomainClassifier(config.embedding_dim, config.dc_hidden, num_domains)
 
@@ -30,7 +36,7 @@ class Nets(nn.Module):
 class Tagger(nn.Module):
     """Audio to tag logits. Shape: ``(B, L)`` -> ``(B, T)``."""
 
-    def __init__(self, fe: SampleCNN, lp: LabelPredictor):
+    def __init__(self, fe: nn.Module, lp: LabelPredictor):
         super().__init__()
         self.fe, self.lp = fe, lp
 
@@ -46,7 +52,7 @@ class DatNet(nn.Module):
     Shape: ``(Bs + Bt, L)`` -> ``(Bs, T)``, ``(Bs + Bt,)`` or ``(Bs + Bt, K)``.
     """
 
-    def __init__(self, fe: SampleCNN, lp: LabelPredictor, dc: DomainClassifier):
+    def __init__(self, fe: nn.Module, lp: LabelPredictor, dc: DomainClassifier):
         super().__init__()
         self.fe, self.lp, self.dc = fe, lp, dc
 

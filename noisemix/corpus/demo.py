@@ -83,8 +83,11 @@ def _versions() -> dict:
     }
 
 
-def _fingerprint(seed: int, versions: dict) -> str:
-    text = json.dumps({"builder": BUILDER_VERSION, "seed": seed, "versions": versions}, sort_keys=True)
+def _fingerprint(seed: int, versions: dict, piece_limit: int | None = None) -> str:
+    inputs = {"builder": BUILDER_VERSION, "seed": seed, "versions": versions}
+    if piece_limit is not None:
+        inputs["piece_limit"] = piece_limit
+    text = json.dumps(inputs, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -97,10 +100,10 @@ def _previous(out: Path, fingerprint: str) -> dict | None:
     return info if info.get("inputs_fingerprint") == fingerprint else None
 
 
-def _start_pieces(pool: ProcessPoolExecutor, root: Path, seed: int) -> tuple[list, list[dict]]:
+def _start_pieces(pool: ProcessPoolExecutor, root: Path, seed: int, piece_limit: int | None) -> tuple[list, list[dict]]:
     """Futures of every piece's clips (in piece order), and the sources skipped up front."""
     from .pieces import list_pieces, render_piece
-    pieces, skipped = list_pieces(seed, pk.broken_debian())
+    pieces, skipped = list_pieces(seed, pk.broken_debian(), piece_limit)
     return [pool.submit(render_piece, piece, seed, root) for piece in pieces], skipped
 
 
@@ -164,14 +167,15 @@ def _summary(seed: int, versions: dict, fingerprint: str, clips: list, noise: di
     }
 
 
-def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progress: bool) -> dict:
+def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progress: bool,
+                piece_limit: int | None) -> dict:
     from ..io import write_json  # here: importing the corpus module stays free of pyarrow
 
     (root / "clean").mkdir()
     (root / "noise").mkdir()
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
     with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as pool:
-        futures, skipped = _start_pieces(pool, root / "clean", seed)
+        futures, skipped = _start_pieces(pool, root / "clean", seed, piece_limit)
         noise = _noise(root)  # this process collects noise while the pool renders music
         results = _gather(futures, progress)
     clips, failed = _write_clean_tables(root, results)
@@ -180,12 +184,17 @@ def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progres
     attributions.update(noise["attributions"])
     write_attribution(attributions, root / "ATTRIBUTION.csv")
     info = _summary(seed, versions, fingerprint, clips, noise, skipped + noise["skipped"])
+    if piece_limit is not None:
+        info["piece_limit"] = piece_limit
     write_json(info, root / CORPUS_INFO)
     return info
 
 
-def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True) -> dict:
+def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True, piece_limit: int | None = None) -> dict:
     """Build the demo corpus into ``out`` and return its corpus.json content.
+
+    ``piece_limit`` keeps at most that many pieces of each repertory: a small corpus of the
+    same kind for quick checks (the test suite), never the shared benchmarks' corpus.
 
     Raises MissingPackagesError (with the install line) when packages are absent, and
     DemoCorpusError when ``out`` holds anything but a corpus built from the same inputs.
@@ -195,7 +204,7 @@ def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True) -> dic
     if message:
         raise MissingPackagesError(message)
     versions = _versions()
-    fingerprint = _fingerprint(seed, versions)
+    fingerprint = _fingerprint(seed, versions, piece_limit)
     previous = _previous(out, fingerprint)
     if previous is not None:
         return previous
@@ -206,7 +215,7 @@ def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True) -> dic
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        info = _build_into(tmp, seed, versions, fingerprint, progress)
+        info = _build_into(tmp, seed, versions, fingerprint, progress, piece_limit)
         tmp.chmod(0o755)  # mkdtemp makes it private; a corpus is meant to be shared
         if out.exists():
             out.rmdir()  # empty, checked above

@@ -71,8 +71,8 @@ def _chorale_paths() -> set[str]:
     return {str(p) for p in corpus.chorales.Iterator(returnType="filename")}
 
 
-def _music21_pieces(seed: int) -> list[Piece]:
-    """A seeded choice of pieces from each repertory; ranks by hash, not by disk order."""
+def _music21_pieces(seed: int, limit: int | None = None) -> list[Piece]:
+    """A seeded choice of pieces from each repertory (at most ``limit`` each); ranks by hash, not by disk order."""
     from music21 import common, corpus
     root = Path(common.getCorpusFilePath())
     core = sorted(Path(p).relative_to(root).as_posix() for p in corpus.getCorePaths())
@@ -85,26 +85,27 @@ def _music21_pieces(seed: int) -> list[Piece]:
             and (collection != "bach-chorales" or str(Path(rel).with_suffix("")) in chorales)
         ]
         ranked = sorted(names, key=lambda rel: (rng_for(seed, collection, rel).random(), rel))
-        for rel in sorted(ranked[:count]):
+        for rel in sorted(ranked[:count if limit is None else min(count, limit)]):
             pieces.append(Piece(collection, _safe(Path(rel).stem), rel, "music21", styles, arrangement, tempo,
                                 WINDOWS.get(collection, 1)))
     return pieces
 
 
-def _openmsx_pieces() -> list[Piece]:
-    return [
-        Piece("openmsx", _safe(Path(p).stem), p, "midi", ("game-music",), windows=OPENMSX_WINDOWS)
-        for p in package_files(OPENMSX_PACKAGE) if p.endswith(".mid")
-    ]
+def _openmsx_pieces(limit: int | None = None) -> list[Piece]:
+    files = sorted(p for p in package_files(OPENMSX_PACKAGE) if p.endswith(".mid"))
+    return [Piece("openmsx", _safe(Path(p).stem), p, "midi", ("game-music",), windows=OPENMSX_WINDOWS)
+            for p in files[:limit]]
 
 
-def list_pieces(seed: int, broken: dict[str, str] | None = None) -> tuple[list[Piece], list[dict]]:
-    """All pieces to render, and skipped entries for a source package that is half-installed."""
+def list_pieces(seed: int, broken: dict[str, str] | None = None,
+                limit: int | None = None) -> tuple[list[Piece], list[dict]]:
+    """All pieces to render (at most ``limit`` per repertory: a small corpus for quick checks),
+    and skipped entries for a source package that is half-installed."""
     if broken and OPENMSX_PACKAGE in broken:
         skipped = [{"item": OPENMSX_PACKAGE,
                     "reason": f"package not fully installed (dpkg: {broken[OPENMSX_PACKAGE]})"}]
-        return _music21_pieces(seed), skipped
-    return _openmsx_pieces() + _music21_pieces(seed), []
+        return _music21_pieces(seed, limit), skipped
+    return _openmsx_pieces(limit) + _music21_pieces(seed, limit), []
 
 
 def _soundfont_note() -> str:

@@ -1,0 +1,131 @@
+"""The report of an experiment: claims.md / claims.json and the plots, from what has finished."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from noisemix import load_manifest
+from noisemix import schema as S
+
+from .claims import analyse, early_change_rows, load_test_predictions, write_claims
+
+__all__ = ["write_report", "finished_runs", "stage3_curves"]
+
+
+def finished_runs(recipe, layout) -> dict[str, dict[int, Path]]:
+    """``arm -> seed -> run dir`` of every evaluated run, restricted to seeds every listed arm has."""
+    from .experiment import EVAL_NAME
+
+    runs = {arm: {s: layout.run(arm, s) for s in recipe.seeds
+                  if (layout.run(arm, s) / EVAL_NAME / "predictions.parquet").is_file()} for arm in recipe.arms}
+    runs = {arm: by_seed for arm, by_seed in runs.items() if by_seed}
+    if not runs:
+        return {}
+    common = set.intersection(*(set(v) for v in runs.values()))
+    return {arm: {s: p for s, p in by_seed.items() if s in common} for arm, by_seed in runs.items()} if common else {}
+
+
+def _validation_files(run: Path) -> list[Path]:
+    """Stage 3's validation predictions in step order (the first is stage 3's step 0)."""
+    files = sorted((run / "valid_probs").glob("*-3.npz"))
+    return files
+
+
+def stage3_curves(runs: dict[int, Path], manifest_dir: Path) -> tuple[dict, dict, dict]:
+    """``(curves[seed][split] (V, N, T), labels[split], clusters[split])`` of one arm."""
+    manifest = load_manifest(manifest_dir)
+    rows_info = json.loads((next(iter(runs.values())) / "valid_probs" / "rows.json").read_text())
+    by_id = manifest.mixtures.set_index(S.MIXTURE_ID)
+    tags = rows_info["tags"]
+    labels, clusters = {}, {}
+    for split in ("clean", "noisy"):
+        ids = rows_info[split]
+        if not ids:
+            continue
+        subset = by_id.loc[ids]
+        labels[split] = np.array([[t in set(row) for t in tags] for row in subset[S.TAGS]], dtype=np.float64)
+        clusters[split] = subset[S.CLEAN_SOURCE_ID].to_numpy()
+    curves = {}
+    for seed, run in runs.items():
+        arrays = [np.load(f) for f in _validation_files(run)]
+        curves[seed] = {split: np.stack([a[split] for a in arrays]) for split in labels}
+    return curves, labels, clusters
+
+
+def _curve_rows(recipe, layout, runs) -> list[dict]:
+    a, b = "dat", "dat-no-dc-pretrain"
+    if a not in runs or b not in runs:
+        return []
+    manifest = layout.manifest(recipe.arms[a]["manifest"])
+    curves_a, labels, clusters = stage3_curves(runs[a], manifest)
+    curves_b, _, _ = stage3_curves(runs[b], manifest)
+    seeds = sorted(runs[a])
+    early = recipe.early_validations
+    short = [s for s in seeds for c in (curves_a, curves_b) if c[s]["clean"].shape[0] < early + 1]
+    if short:
+        print(f"note: seed(s) {sorted(set(short))} stopped before {early} stage-3 validations; claim (b) uses "
+              f"the ones that exist", file=sys.stderr)
+        early = min(c[s]["clean"].shape[0] for s in seeds for c in (curves_a, curves_b)) - 1
+    if early < 1:
+        return []
+    return early_change_rows({a: curves_a, b: curves_b}, labels, clusters, seeds, early, recipe.resamples, 1,
+                             recipe.clean_margin, a, b)
+
+
+def _header(recipe, layout, runs) -> str:
+    from .experiment import machine
+
+    wall = layout.out / "wall_time.json"
+    seconds = sum(s["seconds"] for s in json.loads(wall.read_text())["sessions"]) if wall.is_file() else None
+    config = json.loads((layout.run(*next((a, s) for a in runs for s in runs[a])) / "config.json").read_text())
+    t = config["train"]
+    budget = (f"preset {recipe.preset} ({config['model']['frontend']} FE); stage 1 {t['stage1']['steps']} steps, "
+              f"stage 2 {t['stage2']['steps']}, stage 3 {t['stage3']['steps']} (early stop after "
+              f"{t['patience']} validations without gain, every {t['eval_every']} steps); batch "
+              f"{config['data']['batch_size']} per domain; λ max {t['lambda_max']} over {t['lambda_horizon_steps']} "
+              f"steps; stage-3 FE lr x{t['stage3']['fe_lr_scale']}")
+    timing = f"{seconds / 60:.1f} min wall" if seconds else "wall time not recorded"
+    return "\n".join([
+        f"# Claims of Joung & Lee, measured: {recipe.name}", "",
+        f"Command: `dat experiment {_shown(recipe.path)} --out OUT`; "
+        f"arms: {', '.join(f'{a} ({len(s)} seeds)' for a, s in runs.items())}.", "",
+        f"Budget: {budget}.", "",
+        f"Machine: {machine()}; {recipe.jobs} training processes at a time, 1 thread each; {timing}.",
+    ])
+
+
+def _shown(path: Path) -> str:
+    """The recipe as a user types it: relative to the repository (or working directory) when inside it."""
+    import os
+
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if Path(path).resolve().is_relative_to(base):
+            return os.path.relpath(Path(path).resolve(), base)
+    return str(path)
+
+
+def write_report(recipe, layout) -> Path | None:
+    from .experiment import EVAL_NAME
+    from .experiment_plots import plot_experiment
+
+    runs = finished_runs(recipe, layout)
+    if not runs:
+        print("no arm has been evaluated yet: nothing to report", file=sys.stderr)
+        return None
+    test = load_test_predictions(runs, EVAL_NAME)
+    result = analyse(test, _curve_rows(recipe, layout, runs), resamples=recipe.resamples, margin=recipe.clean_margin)
+    write_claims(result, layout.out, _header(recipe, layout, runs))
+    plot_experiment(result, runs, layout.out)
+    print(f"claims: {layout.out / 'claims.md'}", file=sys.stderr)
+    return layout.out / "claims.md"
+
+
+def read_logs(runs: dict[int, Path], name: str) -> pd.DataFrame:
+    """One arm's ``log.csv`` or ``valid.csv`` of every seed, with a seed column."""
+    frames = [pd.read_csv(run / name).assign(seed=seed) for seed, run in runs.items() if (run / name).is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

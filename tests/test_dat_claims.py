@@ -1,0 +1,155 @@
+"""Bootstrap statistics and claim verdicts (dat.bootstrap, dat.claims), and the experiment command."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from dat.bootstrap import cluster_weights, interval, macro_scores_weighted, weighted_average_precision, \
+    weighted_roc_auc
+from dat.claims import EvalPredictions, analyse, claims_markdown, verdict
+from noisemix import schema as S
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_weighted_scores_equal_sklearn_with_sample_weights_and_ties(trial):
+    rng = np.random.default_rng(trial)
+    scores = np.round(rng.random(60), 1)  # many ties
+    labels = (rng.random(60) < 0.35).astype(float)
+    weights = rng.integers(0, 4, 60).astype(float)
+    weights[np.flatnonzero(labels > 0)[0]] = weights[np.flatnonzero(labels == 0)[0]] = 1.0  # both classes weigh
+    assert weighted_roc_auc(scores, labels, weights)[0] == pytest.approx(
+        roc_auc_score(labels, scores, sample_weight=weights), abs=1e-12)
+    assert weighted_average_precision(scores, labels, weights)[0] == pytest.approx(
+        average_precision_score(labels, scores, sample_weight=weights), abs=1e-12)
+
+
+def test_cluster_resamples_move_whole_clips_and_row0_is_the_data():
+    clusters = np.array(["a", "a", "b", "c", "c", "c"])
+    weights = cluster_weights(clusters, 200, np.random.default_rng(0))
+    assert weights.shape == (201, 6) and (weights[0] == 1).all()
+    assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 3] == weights[:, 5]).all()
+    assert (weights[1:, [0, 2, 3]].sum(axis=1) == 3).all()  # three clusters drawn each time
+    values = np.r_[0.5, np.linspace(0.0, 1.0, 1001)]
+    assert interval(values) == pytest.approx((0.5, 0.025, 0.975))
+
+
+def _test_set(n_clips=40, effect=0.0, seeds=3, seed=0):
+    """Clips x (clean + noisy at two SNRs); arm 'good' ranks tags better than 'base' by ``effect``."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for clip in range(n_clips):
+        tags = (rng.random(4) < 0.4).astype(float)
+        tags[clip % 4] = 1.0
+        for category, snr in (("", np.nan), ("speech", 0.0), ("speech", 10.0), ("music", 0.0)):
+            rows.append({S.MIXTURE_ID: f"m{clip}-{category}-{snr}", S.CLEAN_SOURCE_ID: f"c{clip}",
+                         S.NOISE_CATEGORY: category, S.SNR_DB: snr})
+            labels.append(tags)
+    labels = np.array(labels)
+    noise = rng.normal(size=(seeds,) + labels.shape)
+    base = labels * 0.5 + noise
+    good = labels * (0.5 + effect) + noise
+    return EvalPredictions(pd.DataFrame(rows), labels, list("wxyz"), list(range(seeds)),
+                           {"source-only": base, "dat": good})
+
+
+def test_a_clear_gain_is_supported_and_a_clear_loss_refuted():
+    gain = analyse(_test_set(effect=1.5), None, resamples=200)
+    noisy, clean = gain["claims"]["a"]["rows"]
+    assert noisy["condition"] == "noisy" and noisy["verdict"] == "supported" and noisy["roc_auc"]["low"] > 0
+    assert clean["kind"] == "non-inferiority" and clean["verdict"] == "supported"
+    assert gain["claims"]["a"]["verdict"] == "supported"
+    loss = analyse(_test_set(effect=-0.4), None, resamples=200)
+    assert loss["claims"]["a"]["rows"][0]["verdict"] == "refuted" and loss["claims"]["a"]["verdict"] == "refuted"
+    assert gain["claims"]["c"]["verdict"] == "not run"  # no dat-1cat arm
+
+
+def test_no_difference_is_inconclusive_and_too_few_clips_get_no_number():
+    same = analyse(_test_set(effect=0.0), None, resamples=200)
+    row = same["claims"]["a"]["rows"][0]
+    assert row["roc_auc"]["diff"] == 0.0 and row["verdict"] == "inconclusive"
+    small = analyse(_test_set(n_clips=12, effect=1.5), None, resamples=50)
+    assert small["claims"]["a"]["rows"][0]["verdict"] == "n/a (12 clips)"
+    assert small["claims"]["a"]["verdict"] == "n/a (too few clips)"
+    text = claims_markdown(small, "# header")
+    assert "n/a (12 clips)" in text and "+" not in text.split("## Scores per arm")[1].split("|")[3]
+
+
+def test_verdict_rules():
+    assert verdict(0.1, 0.3, "superiority") == "supported"
+    assert verdict(-0.3, -0.1, "superiority") == "refuted"
+    assert verdict(-0.1, 0.3, "superiority") == "inconclusive"
+    assert verdict(-0.005, 0.02, "non-inferiority", 0.01) == "supported"
+    assert verdict(-0.05, -0.02, "non-inferiority", 0.01) == "refuted"
+    assert verdict(-0.02, 0.01, "non-inferiority", 0.01) == "inconclusive"
+
+
+def test_macro_scores_skip_tags_without_both_classes():
+    labels = np.array([[1, 0], [0, 0], [1, 0], [0, 0]], dtype=float)
+    probs = np.array([[0.9, 0.1], [0.2, 0.3], [0.8, 0.5], [0.1, 0.2]])
+    out = macro_scores_weighted(probs, labels, np.ones((1, 4)))
+    assert out["roc_auc"][0] == 1.0 and out["pr_auc"][0] == 1.0
+
+
+RECIPE = """
+name = "tiny-claims"
+seeds = [0]
+preset = "tiny"
+jobs = 2
+test = "grid"
+corpus = "synthetic"
+bootstrap_resamples = 20
+early_validations = 1
+[config]
+train = {stage3 = {steps = 6}}
+[manifests.train]
+build = ["--snr", "-5:20", "--segment", "8748", "--seed", "0"]
+[manifests.grid]
+build = ["--design", "grid", "--snr", "0,10", "--segment", "8748", "--seed", "0"]
+[arms.source-only]
+method = "source-only"
+manifest = "train"
+[arms.dat]
+method = "dat"
+manifest = "train"
+"""
+
+
+def test_experiment_runs_resumes_and_reports(tmp_path):
+    from typer.testing import CliRunner
+
+    from dat.cli import app
+
+    (tmp_path / "recipe.toml").write_text(RECIPE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["experiment", str(tmp_path / "recipe.toml"), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.stderr
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims["seeds"] == [0] and set(claims["absolute"]) == {"source-only", "dat"}
+    assert claims["claims"]["a"]["rows"][0]["verdict"].startswith("n/a (")  # the synthetic test split is tiny
+    for name in ("claims.md", "auc_vs_snr.png", "dc_accuracy.png", "timings.csv"):
+        assert (out / name).is_file(), name
+    stage1 = pd.read_csv(out / "runs" / "seed0" / "stage1" / "valid.csv")
+    shared = pd.read_csv(out / "runs" / "seed0" / "dat" / "valid.csv")
+    assert shared[shared["stage"] == 1].equals(stage1)  # both arms continue the one stage 1
+    before = (out / "timings.csv").read_text()
+    again = CliRunner().invoke(app, ["experiment", str(tmp_path / "recipe.toml"), "--out", str(out), "--no-progress"])
+    assert again.exit_code == 0 and (out / "timings.csv").read_text() == before  # nothing re-run
+    bad = CliRunner().invoke(app, ["experiment", str(tmp_path / "recipe.toml").replace("recipe", "none"),
+                                   "--out", str(out)])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
+
+
+def test_committed_experiment_recipe_loads_and_points_at_committed_manifests():
+    from pathlib import Path
+
+    from dat.experiment import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "experiments" / "demo-claims.toml")
+    assert {"source-only", "multicondition", "dat-no-dc-pretrain", "dat"} <= set(recipe.arms)
+    assert len(recipe.seeds) >= 3
+    for name in recipe.manifests:
+        reference = recipe.manifest_reference(name)
+        assert reference is None or (reference / "manifest.json").is_file(), reference
