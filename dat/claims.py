@@ -6,7 +6,8 @@ validation predictions (``RUN/valid_probs``). Output: ``claims.md`` / ``claims.j
 and plots.
 
 Statistics. Every difference is paired: both arms are scored on the same resample of
-test clips (clusters by clean clip, so the noisy versions of one piece move together)
+test pieces (clusters by the clean clip's group, ``clean_group`` of the predictions: every
+mixture of every excerpt of one piece moves together)
 and of seeds (arms of one seed share their stage 1), 95 % percentile intervals
 (:mod:`dat.bootstrap`). A score is the macro ROC-AUC (PR-AUC reported beside it),
 averaged over the drawn seeds. Verdicts (``VERDICT_RULES``) are fixed before any result:
@@ -32,7 +33,7 @@ from noisemix import schema as S
 
 from .bootstrap import cluster_weights, interval, macro_scores_weighted, seed_draws
 from .errors import DatError
-from .evaluate import MIN_CLIPS, read_predictions
+from .evaluate import CLEAN_GROUP, MIN_CLIPS, read_predictions
 
 __all__ = ["VERDICT_RULES", "EvalPredictions", "Bootstrap", "verdict", "load_test_predictions", "analyse",
            "write_claims"]
@@ -63,6 +64,11 @@ class EvalPredictions:
     seeds: list[int]
     probs: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def clusters(self) -> np.ndarray:
+        """What a resample draws: the clean clip's group (piece) where the predictions have it."""
+        column = CLEAN_GROUP if CLEAN_GROUP in self.rows else S.CLEAN_SOURCE_ID
+        return self.rows[column].to_numpy()
+
     def masks(self) -> dict[str, np.ndarray]:
         """Conditions scored: clean, noisy, each SNR level, each category (noisy rows)."""
         clean = self.rows[S.NOISE_CATEGORY].eq("").to_numpy()
@@ -92,22 +98,26 @@ def load_test_predictions(runs: dict[str, dict[int, Path]], eval_name: str) -> E
             per_seed.append(table[[f"p:{t}" for t in tags]].to_numpy(np.float64))
         probs[arm] = np.stack(per_seed)
     labels = reference[[f"y:{t}" for t in ref_tags]].to_numpy(np.float64)
-    rows = reference[[S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.NOISE_CATEGORY, S.SNR_DB]].copy()
+    columns = [S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.NOISE_CATEGORY, S.SNR_DB]
+    rows = reference[columns + [c for c in (CLEAN_GROUP,) if c in reference]].copy()
     return EvalPredictions(rows, labels, ref_tags, seeds, probs)
 
 
 class Bootstrap:
     """Shared resamples of clips (by cluster) and seeds; scores cached per (arm, condition)."""
 
-    def __init__(self, clusters: np.ndarray, num_seeds: int, resamples: int, seed: int):
+    def __init__(self, clusters: np.ndarray, num_seeds: int, resamples: int, seed: int,
+                 clip_ids: np.ndarray | None = None):
         rng = np.random.default_rng(seed)
         self.clusters = np.asarray(clusters)
+        self.clip_ids = self.clusters if clip_ids is None else np.asarray(clip_ids)
         self.weights = cluster_weights(self.clusters, resamples, rng)
         self.seed_index = seed_draws(num_seeds, resamples, rng)
         self._cache: dict = {}
 
     def clips(self, mask: np.ndarray) -> int:
-        return int(len(np.unique(self.clusters[mask])))
+        """Distinct clean clips under ``mask`` (what a cell's size is counted in)."""
+        return int(len(np.unique(self.clip_ids[mask])))
 
     def scores(self, key, probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> dict:
         """``{metric: (R + 1,)}``: the arm's score per resample, averaged over the drawn seeds."""
@@ -152,7 +162,7 @@ def analyse(test: EvalPredictions, curves: list[dict] | None, *, resamples: int 
     """Every claim's rows and headline verdict; ``arms`` maps roles to arm names."""
     roles = {"dat": "dat", "source": "source-only", "no_pretrain": "dat-no-dc-pretrain",
              "multicondition": "multicondition", "one_category": "dat-1cat", "more_target": "dat-3x"} | (arms or {})
-    boot = Bootstrap(test.rows[S.CLEAN_SOURCE_ID].to_numpy(), len(test.seeds), resamples, seed)
+    boot = Bootstrap(test.clusters(), len(test.seeds), resamples, seed, test.rows[S.CLEAN_SOURCE_ID].to_numpy())
     masks = test.masks()
     detail = [c for c in masks if c not in ("clean", "noisy")]
 

@@ -126,7 +126,8 @@ def train(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="noisemix manifest directory"),
     out: Path = typer.Option(..., "--out", "-o", help="run directory (checkpoints, logs, config)"),
     method: Optional[str] = typer.Option(None, help="source-only | multicondition | dat-no-dc-pretrain | dat (default dat)"),
-    preset: Optional[str] = typer.Option(None, help="full (CLMR SampleCNN, GPU) | cpu (default) | tiny"),
+    preset: Optional[str] = typer.Option(None, help="full (CLMR SampleCNN, the paper's; GPU) | cpu (default: log-mel CNN) | "
+                                                       "cpu-samplecnn (small SampleCNN) | tiny (tests)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of config fields over the preset"),
     set_: List[str] = typer.Option([], "--set", help="override one field, e.g. --set train.stage1.steps=200"),
     seed: Optional[int] = typer.Option(None, help="run seed (default 0)"),
@@ -140,7 +141,27 @@ def train(
     root: List[str] = typer.Option([], "--root", help="NAME=PATH of a manifest root on this machine"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ):
-    """Train one method (all its stages, or those given with --stage)."""
+    """Train one method (all its stages, or those given with --stage).
+
+    Stages: 1 trains FE + LP on labelled clean music; 2 (dat only) trains the DC on the
+    frozen FE; 3 gives every method the same updates from stage 1's best model
+    (source-only: clean music; multicondition: clean + labelled noisy rows;
+    dat / dat-no-dc-pretrain: L_LP(src) + dc_weight * mean(L_DC(src), L_DC(trg)) with
+    the GRL coefficient ramped over train.lambda_horizon_steps).
+
+    Model selection (one rule, fixed before training): best.pt is the checkpoint with
+    the highest macro PR-AUC on the *clean* validation clips over stages 1 and 3, stage
+    1's best carried into stage 3 (stage 3 keeps it unless it beats it). Noisy
+    validation rows carry target labels, so they never select; RUN/selection.json says
+    what was chosen and what noisy validation would have chosen.
+
+    Method options (--set): train.stage3.fe_lr_scale (FE learning rate x this, default
+    0.1), train.lambda_max, train.lambda_horizon_steps, train.dc_weight,
+    train.stageN.weight_decay (AdamW), train.stageN.grad_clip_norm (0: off).
+
+    Run folder: best.pt, last.pt (resume), selection.json, log.csv (losses, lambda, DC
+    accuracy on each domain), valid.csv, valid_probs/, training.png, config.json, run.json.
+    """
     with _user_errors():
         from .errors import DatError
         from .train import train as run_training

@@ -130,15 +130,19 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
                "selected_at": {"stage": state["stage"], "step": state["step"], "valid_pr_auc": state["valid_pr_auc"],
                                "rule": state.get("selected_by", "")},
                "num_tags": len(tags), "min_clips": MIN_CLIPS, **group_metrics(rows, labels, probs)}
-    return metrics, per_tag_table(tags, rows, labels, probs), prediction_table(tags, rows, labels, probs)
+    groups = rows[S.CLEAN_SOURCE_ID].map(manifest.sources[S.GROUP])
+    return metrics, per_tag_table(tags, rows, labels, probs), prediction_table(tags, rows, labels, probs, groups)
 
 
 PREDICTIONS_FILE = "predictions.parquet"
+CLEAN_GROUP = "clean_group"  # the clean clip's group (piece / album): the unit a bootstrap resamples
 
 
-def prediction_table(tags: list[str], rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """One row per clip: its id, condition, the targets (``y:TAG``) and the scores (``p:TAG``)."""
-    table = rows[[S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.NOISE_CATEGORY, S.SNR_DB]].reset_index(drop=True)
+def prediction_table(tags: list[str], rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray,
+                     groups: pd.Series | None = None) -> pd.DataFrame:
+    """One row per clip: its ids, split, condition, the targets (``y:TAG``) and the scores (``p:TAG``)."""
+    table = rows[[S.MIXTURE_ID, S.SPLIT, S.CLEAN_SOURCE_ID, S.NOISE_CATEGORY, S.SNR_DB]].reset_index(drop=True)
+    table.insert(3, CLEAN_GROUP, rows[S.CLEAN_SOURCE_ID].to_numpy() if groups is None else groups.to_numpy())
     targets = pd.DataFrame(labels.astype(np.int8), columns=[f"y:{t}" for t in tags])
     scores = pd.DataFrame(probs.astype(np.float32), columns=[f"p:{t}" for t in tags])
     return pd.concat([table, targets, scores], axis=1)

@@ -77,6 +77,22 @@ def test_no_difference_is_inconclusive_and_too_few_clips_get_no_number():
     assert "n/a (12 clips)" in text and "+" not in text.split("## Scores per arm")[1].split("|")[3]
 
 
+def test_resamples_draw_whole_pieces_while_cells_count_clips():
+    from dat.claims import Bootstrap
+    from dat.evaluate import CLEAN_GROUP
+
+    test = _test_set(n_clips=40)
+    test.rows[CLEAN_GROUP] = test.rows[S.CLEAN_SOURCE_ID].str[1:].astype(int).floordiv(4).map("piece{}".format)
+    assert len(set(test.clusters())) == 10  # four excerpts per piece
+    boot = Bootstrap(test.clusters(), 1, 50, 0, test.rows[S.CLEAN_SOURCE_ID].to_numpy())
+    assert boot.clips(np.ones(len(test.rows), bool)) == 40
+    pieces = test.rows[CLEAN_GROUP].to_numpy()
+    for weights in boot.weights[1:]:
+        for piece in set(pieces):
+            assert len(set(weights[pieces == piece])) == 1  # a piece is drawn whole or not at all
+    assert analyse(test, None, resamples=50)["test_clips"] == 40
+
+
 def test_verdict_rules():
     assert verdict(0.1, 0.3, "superiority") == "supported"
     assert verdict(-0.3, -0.1, "superiority") == "refuted"

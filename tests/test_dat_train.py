@@ -73,6 +73,8 @@ def test_all_methods_train_with_their_stages_and_same_budget(trained, manifest_d
         assert rows["dc_acc_source"].between(0, 1).all() and rows["dc_acc_target"].between(0, 1).all()
     selection = json.loads((trained["dat"][0] / "selection.json").read_text())
     assert selection["metric"] == "valid clean macro PR-AUC" and selection["chosen"]["stage"] in (1, 3)
+    assert "noisy_valid_would_choose" in selection and "never" in selection["noisy_valid_note"]
+    assert (trained["dat"][0] / "training.png").read_bytes()[:4] == b"\x89PNG"  # λ, losses and DC accuracy
     first = dat_log[dat_log["stage"] == 1]["loss"]
     assert first.tail(4).mean() < first.head(4).mean()  # stage 1 learns the audible tags
 
@@ -90,7 +92,10 @@ def test_evaluate_writes_reports_and_compare_puts_methods_side_by_side(trained, 
         assert metrics["noisy"]["roc_auc"] > 0.5
         assert "n/a (6 clips)" in (run / "eval" / "table.md").read_text()
         predictions = pd.read_parquet(run / "eval" / "predictions.parquet")
-        assert len(predictions) == 42 and {"y:low", "p:low", "snr_db", "noise_category"} <= set(predictions.columns)
+        assert len(predictions) == 42 and {"y:low", "p:low", "snr_db", "noise_category", "mixture_id",
+                                           "clean_source_id", "clean_group", "split"} <= set(predictions.columns)
+        assert set(predictions["split"]) == {"test"} and predictions["clean_group"].ne("").all()
+        assert predictions.groupby("clean_source_id")["clean_group"].nunique().eq(1).all()
         per_tag = pd.read_csv(run / "eval" / "per_tag.csv")
         assert list(per_tag["tag"]) == ["low", "high", "pulse"]
         assert (run / "eval" / "table.md").read_text().startswith("| condition |")
