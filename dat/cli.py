@@ -195,7 +195,7 @@ def evaluate(
     category and per tag. Reports: RUN/NAME/{metrics.json, per_tag.csv, table.md, auc_vs_snr.png}."""
     with _user_errors():
         from .errors import DatError
-        from .evaluate import comparison_table, evaluate_run, plot_auc_vs_snr, write_run_reports
+        from .evaluate import comparison_table, evaluate_run, plot_auc_vs_snr, score_cell, write_run_reports
 
         if len(runs) > 1 and out is None:
             raise DatError("several runs: pass --out DIR for the combined table and plot")
@@ -207,8 +207,8 @@ def evaluate(
             metrics, per_tag, predictions = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir)
             write_run_reports(metrics, per_tag, run / name, predictions)
             all_metrics.append(metrics)
-            typer.echo(f"{run}: clean ROC-AUC {metrics.get('clean', {}).get('roc_auc', float('nan')):.4f}, "
-                       f"noisy ROC-AUC {metrics.get('noisy', {}).get('roc_auc', float('nan')):.4f} -> {run / name}")
+            typer.echo(f"{run}: clean ROC-AUC / PR-AUC {score_cell(metrics.get('clean'))}, "
+                       f"noisy {score_cell(metrics.get('noisy'))} -> {run / name}")
         if out is not None:
             from .io import write_text
 

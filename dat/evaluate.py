@@ -27,7 +27,7 @@ from .models import Tagger
 from .predict import predict_clips
 
 __all__ = ["evaluate_run", "snr_key", "snr_groups", "write_run_reports", "comparison_table", "conditions_table",
-           "mean_over_seeds", "read_metrics", "plot_auc_vs_snr", "run_label"]
+           "mean_over_seeds", "read_metrics", "plot_auc_vs_snr", "run_label", "score_cell"]
 
 
 # More distinct SNR levels than this (a random-SNR manifest) are scored in bins instead.
@@ -157,7 +157,8 @@ def read_predictions(run_dir: Path, name: str = "eval") -> pd.DataFrame:
 
 # --- reports ----------------------------------------------------------------------
 
-def _cell(scores: dict | None) -> str:
+def score_cell(scores: dict | None) -> str:
+    """``ROC-AUC / PR-AUC`` in %, or ``n/a (N clips)`` for a condition with too few clips."""
     if scores and scores.get("too_few_clips"):
         return f"n/a ({scores['clips']} clips)"
     if not scores or not np.isfinite(scores["roc_auc"]):
@@ -193,7 +194,7 @@ def conditions_table(columns: list[list[dict]], evals: list[str]) -> str:
               for c in columns]
     names = list(dict.fromkeys(n for d in lookup for n in d))
     lines = ["| condition | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    lines += [f"| {n} | " + " | ".join(_cell(d.get(n)) for d in lookup) + " |" for n in names]
+    lines += [f"| {n} | " + " | ".join(score_cell(d.get(n)) for d in lookup) + " |" for n in names]
     return "\n".join(lines) + ("\n\nCells: macro ROC-AUC / PR-AUC (%), clip-level, test split; "
                                f"n/a: fewer than {MIN_CLIPS} clips.\n")
 

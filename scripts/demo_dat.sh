@@ -8,9 +8,12 @@
 # VENV must hold the installed package (console script $VENV/bin/dat). The demo corpus is
 # read from $DEMO_CORPUS (default: $NOISEMIX_CACHE/demo-corpus, else
 # $XDG_CACHE_HOME/noisemix/demo-corpus, else ~/.cache/noisemix/demo-corpus).
-# Optional knobs (environment): SEEDS="0" (space-separated), DAT_THREADS=1 (torch threads;
-# 1 was faster than 2 on a 2-core machine, because the loader workers mix audio),
-# STAGE1_STEPS=80 STAGE2_STEPS=16 STAGE3_STEPS=80 EVAL_EVERY=20.
+# Each seed trains stage 1 once (runs/seedS/stage1) and every method continues from it
+# (dat train --stage1-from), so all four share the same start and the comparison is paired.
+# The budget is the preset's (cpu: stage 1 stops early by patience; see
+# benchmarks/cpu_convergence.py). Optional knobs (environment): SEEDS="0" (space-separated),
+# PRESET=cpu, DAT_THREADS=1 (torch threads), and extra `dat train` arguments in DAT_ARGS
+# (e.g. DAT_ARGS="--set train.stage3.steps=200").
 # Re-running with the same OUT_DIR resumes / skips finished training runs and evaluations.
 set -euo pipefail
 if [ $# -ne 2 ]; then
@@ -33,10 +36,8 @@ if [ ! -d "$corpus" ]; then
 fi
 seeds=${SEEDS:-0}
 threads=${DAT_THREADS:-1}
-s1=${STAGE1_STEPS:-80}
-s2=${STAGE2_STEPS:-16}
-s3=${STAGE3_STEPS:-80}
-every=${EVAL_EVERY:-20}
+preset=${PRESET:-cpu}
+read -r -a extra <<< "${DAT_ARGS:-}"
 train_manifest="$repo/manifests/demo"
 grid_manifest="$repo/manifests/demo-grid"
 methods=(source-only multicondition dat-no-dc-pretrain dat)
@@ -46,6 +47,21 @@ timings="$out/timings.tsv"
 
 all_runs=()
 for seed in $seeds; do
+  common=(--preset "$preset" --seed "$seed" "${root[@]}" --set "train.threads=$threads" --set train.progress=false
+          --set "data.cache_dir=$out/cache")
+  first="$out/runs/seed$seed/stage1"
+  if [ ! -f "$first/selection.json" ]; then
+    echo "== seed $seed: stage 1 (FE + LP on clean music), shared by the four methods -> $first"
+    start=$(date +%s)
+    if [ -f "$first/last.pt" ]; then
+      "$dat" train -m "$train_manifest" --out "$first" --resume "${root[@]}"
+    else
+      rm -rf "$first"
+      "$dat" train -m "$train_manifest" --out "$first" --method source-only --stage 1 "${common[@]}" "${extra[@]}"
+    fi
+    printf '%s	%s	train	%s
+' "$seed" "stage 1" "$(( $(date +%s) - start ))" >> "$timings"
+  fi
   runs=()
   for method in "${methods[@]}"; do
     run="$out/runs/seed$seed/$method"
@@ -59,10 +75,9 @@ for seed in $seeds; do
     if [ -f "$run/last.pt" ]; then
       "$dat" train -m "$train_manifest" --out "$run" --resume "${root[@]}"
     else
-      "$dat" train -m "$train_manifest" --out "$run" --method "$method" --preset cpu --seed "$seed" "${root[@]}" \
-        --set "train.stage1.steps=$s1" --set "train.stage2.steps=$s2" --set "train.stage3.steps=$s3" \
-        --set "train.eval_every=$every" --set "train.threads=$threads" --set train.progress=false \
-        --set "data.cache_dir=$out/cache"
+      rm -rf "$run"  # a run that stopped before its first checkpoint
+      "$dat" train -m "$train_manifest" --out "$run" --method "$method" --stage1-from "$first" "${common[@]}" \
+        "${extra[@]}"
     fi
     printf '%s\t%s\ttrain\t%s\n' "$seed" "$method" "$(( $(date +%s) - start ))" >> "$timings"
   done
