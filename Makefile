@@ -23,7 +23,7 @@ demo-deps: venv
 test: demo-deps
 	$(PY) -m pytest -q
 
-# The full demo corpus (built twice, ~4 min each) and the committed benchmarks manifests/demo*.
+# The full demo corpus (built twice, about 2 min each on 2 cores) and the committed manifests/demo*: 4.3 min.
 test-demo: demo-deps
 	$(PY) -m pytest -q -m demo_full
 

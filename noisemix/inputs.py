@@ -159,5 +159,5 @@ def _demo_corpus(progress: bool, required: bool) -> Path | None:
     if missing:
         return None
     folder = cache_dir() / "demo-corpus"
-    build_demo_corpus(folder, progress=progress)
+    build_demo_corpus(folder, progress=progress, replace_outdated=True)  # noisemix's own cache folder
     return folder

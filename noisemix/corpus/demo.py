@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # Bump whenever a change here alters any output byte: it is part of the inputs fingerprint.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 CORPUS_INFO = "corpus.json"
 WORKERS = 2
 _PIP_VERSIONS = ("music21", "pretty_midi", "g722", "mido", "soundfile", "numpy")
@@ -190,11 +190,15 @@ def _build_into(root: Path, seed: int, versions: dict, fingerprint: str, progres
     return info
 
 
-def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True, piece_limit: int | None = None) -> dict:
+def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True, piece_limit: int | None = None,
+                      replace_outdated: bool = False) -> dict:
     """Build the demo corpus into ``out`` and return its corpus.json content.
 
     ``piece_limit`` keeps at most that many pieces of each repertory: a small corpus of the
     same kind for quick checks (the test suite), never the shared benchmarks' corpus.
+    ``replace_outdated`` lets a demo corpus built from other inputs (an older builder, other
+    package versions) in ``out`` be replaced once the new one is complete: for noisemix's
+    own cache folder, never for a folder a user named.
 
     Raises MissingPackagesError (with the install line) when packages are absent, and
     DemoCorpusError when ``out`` holds anything but a corpus built from the same inputs.
@@ -208,16 +212,19 @@ def build_demo_corpus(out: Path, *, seed: int = 0, progress: bool = True, piece_
     previous = _previous(out, fingerprint)
     if previous is not None:
         return previous
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = ("holds a demo corpus built from other inputs (seed or package versions)"
+    outdated = replace_outdated and (out / CORPUS_INFO).is_file()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not outdated:
+        what = ("holds a demo corpus built from other inputs (seed, builder or package versions)"
                 if (out / CORPUS_INFO).is_file() else "exists and is not an empty directory")
-        raise DemoCorpusError(f"{out}: {what}; remove it or choose another --out")
+        raise DemoCorpusError(f"{out}: {what}; remove it, choose another --out or pass --replace-outdated")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         info = _build_into(tmp, seed, versions, fingerprint, progress, piece_limit)
         tmp.chmod(0o755)  # mkdtemp makes it private; a corpus is meant to be shared
-        if out.exists():
+        if outdated:
+            shutil.rmtree(out)  # an older demo corpus, replaced only now that the new one is complete
+        elif out.exists():
             out.rmdir()  # empty, checked above
         os.replace(tmp, out)
     finally:
