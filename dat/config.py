@@ -196,7 +196,7 @@ def _cpu() -> RunConfig:
     """The log-mel CNN: converges on two CPU cores in minutes (see the module docstring)."""
     model = ModelConfig(frontend="logmel", channels=(8, 16, 32, 64, 128), embedding_dim=128, dc_hidden=128)
     clip = 5.0
-    train = TrainConfig(stage1=StageConfig(steps=1500, lr=1e-3, weight_decay=1e-4, grad_clip_norm=clip),
+    train = TrainConfig(stage1=StageConfig(steps=4000, lr=1e-3, weight_decay=1e-4, grad_clip_norm=clip),
                         stage2=StageConfig(steps=200, lr=1e-3, weight_decay=1e-4, grad_clip_norm=clip),
                         stage3=StageConfig(steps=600, lr=1e-3, fe_lr_scale=0.1, weight_decay=1e-4,
                                            grad_clip_norm=clip),

@@ -170,9 +170,9 @@ def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     seg = rows["seg"].to_numpy()
     rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length", "position")})
     rows = _choose_noise(rows, sources, index, spec, roots, audio, report)
-    rows = _gains(rows, segments, index, spec, roots, audio, sources)
+    rows, reference_gain = _gains(rows, segments, index, spec, roots, audio, sources)
     if spec.clean_references:
-        rows = pd.concat([rows, _clean_rows(segments)], ignore_index=True)
+        rows = pd.concat([rows, _clean_rows(segments, reference_gain)], ignore_index=True)
     rows = rows.sort_values(["clean_id", "segment", "order"], kind="stable").reset_index(drop=True)
     return _to_schema(rows, sources, spec)
 
@@ -302,8 +302,10 @@ def _noise_samples(sources, position, offset, length, looped, roots, audio, spec
     return noise_segment(samples, offset, length, looped, crossfade)
 
 
-def _gains(rows, segments, index, spec, roots, audio, sources) -> pd.DataFrame:
-    """Noise gain for the target SNR, then the clipping guard on both gains."""
+def _gains(rows, segments, index, spec, roots, audio, sources) -> tuple[pd.DataFrame, np.ndarray]:
+    """Noise gain for the target SNR, the level policy, then the clipping guard on both
+    gains; and the gain of each segment's clean reference row (1 unless the level policy
+    shares the guard's headroom with it)."""
     seg = rows["seg"].to_numpy()
     clean_pos = segments["position"].to_numpy()[seg]
     clean_off = segments["offset"].to_numpy()[seg]
@@ -328,14 +330,32 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> pd.DataFrame:
                 clean_power[i], noise_power[i] = _loudness_as_power(clean, noise, spec.sample_rate, r["clean_id"])
     noise_gain = dsp.noise_gain_for_snr(clean_power, noise_power, rows["snr"].to_numpy())
     clean_gain = np.ones(len(rows))
+    if spec.level == "match-clean":
+        level = dsp.level_match_scale(rows["snr"].to_numpy())
+        clean_gain, noise_gain = clean_gain * level, noise_gain * level
+    reference_gain = np.ones(len(segments))
     if spec.clip_policy == "scale":
-        scale = dsp.peak_guard_scale(clean_peak + noise_gain * noise_peak)
+        scale = dsp.peak_guard_scale(clean_gain * clean_peak + noise_gain * noise_peak)
+        if spec.level == "match-clean":
+            reference_gain = segment_headroom(segments, index, seg, scale)
+            scale = reference_gain[seg]
         clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
     clean_gain, noise_gain = _stable(clean_gain), _stable(noise_gain)
     mixture_tf = ([transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
                    for k, n in zip(rows["key"], length)] if spec.mixture_transforms
                   else np.full(len(rows), transforms.NO_TRANSFORMS, dtype=object))
-    return rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf)
+    return (rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf),
+            _stable(reference_gain))
+
+
+def segment_headroom(segments, index, seg: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
+    """Per clean segment, the clipping guard's scale shared by all its rows (the clean
+    reference's own guard included): the smallest scale any of its mixtures needs."""
+    clean_peak = index.peak_bound(segments["position"].to_numpy(), segments["offset"].to_numpy(),
+                                  segments["length"].to_numpy())
+    headroom = dsp.peak_guard_scale(clean_peak).astype(np.float64)
+    np.minimum.at(headroom, seg, row_scale)
+    return headroom
 
 
 def _stable(gains: np.ndarray) -> np.ndarray:
@@ -366,10 +386,10 @@ def _loudness_as_power(clean, noise, sample_rate, clean_id) -> tuple[float, floa
     return 10 ** (lc / 10), 10 ** (ln / 10)
 
 
-def _clean_rows(segments: pd.DataFrame) -> pd.DataFrame:
+def _clean_rows(segments: pd.DataFrame, clean_gain: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({
         "seg": np.arange(len(segments)), "order": -1, "category": "", "snr": np.nan, "noise": -1, "grid": False,
-        "noise_offset": 0, "looped": False, "clean_gain": 1.0, "noise_gain": 0.0,
+        "noise_offset": 0, "looped": False, "clean_gain": clean_gain, "noise_gain": 0.0,
         "noise_tf": transforms.NO_TRANSFORMS, "mixture_tf": transforms.NO_TRANSFORMS,
         "clean_id": segments["clean_id"].to_numpy(), "segment": segments["segment"].to_numpy(),
         "position": segments["position"].to_numpy(),

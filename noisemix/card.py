@@ -85,6 +85,7 @@ def _design(spec: dict) -> str:
     segment = "whole clips" if spec["segment_frames"] is None else f"{spec['segment_frames']:,} samples"
     lines = ["## Design\n", f"- sample rate {spec['sample_rate']:,} Hz, segments of {segment}, "
              f"SNR defined by {spec['snr_definition']}, clipping guard {spec['clip_policy']}, "
+             f"level {spec.get('level', 'as-mixed')}, "
              f"clean references {'included' if spec['clean_references'] else 'not included'}"]
     weights = spec.get("category_weights") or {}
     lines.append(f"- noise category weights: {', '.join(f'{k} {v:g}' for k, v in weights.items()) or 'equal'}")

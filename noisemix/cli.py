@@ -67,6 +67,7 @@ def build(
     category_weight: List[str] = typer.Option([], "--category-weight", help="CATEGORY=WEIGHT for the random design (default: equal)."),
     snr_definition: str = typer.Option("rms", "--snr-definition", help="rms: energy ratio of the mixed segments; lufs: BS.1770 loudness difference."),
     clip_policy: str = typer.Option("scale", "--clip-policy", help="scale: lower both gains so the mixture never clips (SNR unchanged); none."),
+    level: str = typer.Option("match-clean", "--level", help="match-clean: every mixture keeps its clean segment's level, and a clip's clean and noisy rows share one clipping headroom, so loudness gives away neither the domain nor the SNR; as-mixed: noise added on top of the clean at gain 1, each mixture scaled down alone if it would clip."),
     clean_references: bool = typer.Option(True, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
     split_fractions: str = typer.Option("0.8,0.1,0.1", "--split-fractions", help="train,valid,test shares for sources without a split."),
     noise_transform: List[str] = typer.Option([], "--noise-transform", help="audiomentations transform on the noise, e.g. LowPassFilter:p=0.5 (repeatable)."),
@@ -93,7 +94,7 @@ def build(
 
     spec = build_spec(seed=seed, design=design, segment=segment, sample_rate=sample_rate, snr=snr,
                       mixtures_per_segment=mixtures_per_segment, max_segments_per_clip=max_segments_per_clip,
-                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy,
+                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy, level=level,
                       clean_references=clean_references, split_fractions=split_fractions,
                       noise_transform=noise_transform, mixture_transform=mixture_transform)
     if clean or noise:

@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "SILENCE_DBFS", "power", "measured_energy", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
-    "crossfade_length", "mix", "peak_guard_scale", "to_pcm16", "from_pcm16", "loudness_lufs",
+    "crossfade_length", "mix", "peak_guard_scale", "level_match_scale", "to_pcm16", "from_pcm16", "loudness_lufs",
 ]
 
 # A segment quieter than this mean power (dBFS) has no meaningful SNR.
@@ -121,6 +121,19 @@ def peak_guard_scale(peak, limit: float = PEAK_LIMIT):
     """Scale that brings a mixture with absolute ``peak`` to at most ``limit`` (1 if it fits)."""
     peak = np.asarray(peak, dtype=np.float64)
     return np.where(peak <= limit, 1.0, limit / np.maximum(peak, 1e-30))
+
+
+def level_match_scale(snr_db):
+    """Gain on clean and noise that keeps a mixture at its clean segment's level.
+
+    Clean ``c`` (gain 1) plus noise at ``snr_db`` has power ``P_c (1 + 10**(-snr/10))`` when
+    the two are uncorrelated (independent recordings), so scaling both by
+    ``(1 + 10**(-snr/10))**-0.5`` gives the mixture the clean segment's power: from the
+    metadata alone, without decoding. The residual is the segments' correlation (measured
+    in the tests). A clean reference row (NaN SNR) keeps gain 1.
+    """
+    snr = np.asarray(snr_db, dtype=np.float64)
+    return np.where(np.isnan(snr), 1.0, 1.0 / np.sqrt(1.0 + 10.0 ** (-np.nan_to_num(snr) / 10.0)))
 
 
 def to_pcm16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -58,7 +58,7 @@ RECIPE_KEYS = ("schema_version", "name", "title", "description", "seed", "sample
 CORPUS_KEYS = ("adapter", "role")
 # Build options a recipe may set under [options]; the rest are set by their own keys.
 OPTION_KEYS = ("design", "snr", "snr_by_category", "mixtures_per_segment", "max_segments_per_clip",
-               "snr_definition", "clip_policy", "clean_references", "split_fractions", "crossfade_s",
+               "snr_definition", "clip_policy", "level", "clean_references", "split_fractions", "crossfade_s",
                "silence_dbfs", "max_redraws")
 
 

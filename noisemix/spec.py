@@ -9,7 +9,7 @@ from . import schema as S
 from .errors import SpecError
 from .transforms import TransformSpec
 
-__all__ = ["SnrSpec", "BuildSpec", "parse_snr", "SPLIT_OPTIONS", "DEFAULT_SAMPLE_RATE", "DEFAULT_SEGMENT"]
+__all__ = ["SnrSpec", "BuildSpec", "parse_snr", "SPLIT_OPTIONS", "LEVEL_POLICIES", "DEFAULT_SAMPLE_RATE", "DEFAULT_SEGMENT"]
 
 DEFAULT_SAMPLE_RATE = 22050
 DEFAULT_SEGMENT = 59049  # CLMR SampleCNN input: 3**10 samples
@@ -83,6 +83,15 @@ def _levels(values: list[float], text: str) -> SnrSpec:
     return SnrSpec(levels_db=tuple(sorted(set(values))))
 
 
+# Level policies. match-clean: every mixture keeps its clean segment's level (both gains
+# scaled), and the clipping guard's headroom is shared by all rows of a clean segment,
+# clean reference included, so clean and noisy copies of a clip sit at the same level and
+# loudness gives neither the domain nor the SNR away. as-mixed: clean at gain 1, noise
+# added on top, each mixture scaled down alone when it would clip (manifests built before
+# the policy existed; their manifest.json has no 'level').
+LEVEL_POLICIES = ("match-clean", "as-mixed")
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     """Everything that decides the mixtures of a build (recorded in manifest.json)."""
@@ -98,6 +107,7 @@ class BuildSpec:
     category_weights: dict = field(default_factory=dict)  # category -> weight ({} = equal)
     snr_definition: str = "rms"                   # rms | lufs
     clip_policy: str = "scale"                    # scale | none
+    level: str = "match-clean"                    # match-clean | as-mixed (see LEVEL_POLICIES)
     clean_references: bool = True
     split_fractions: tuple = (0.8, 0.1, 0.1)
     crossfade_s: float = 0.01
@@ -115,6 +125,7 @@ class BuildSpec:
         _require(self.design in ("random", "grid"), "design", "'random' or 'grid'")
         _require(self.snr_definition in ("rms", "lufs"), "snr_definition", "'rms' or 'lufs'")
         _require(self.clip_policy in ("scale", "none"), "clip_policy", "'scale' or 'none'")
+        _require(self.level in LEVEL_POLICIES, "level", " or ".join(f"'{p}'" for p in LEVEL_POLICIES))
         _require(len(self.split_fractions) == 3 and all(f >= 0 for f in self.split_fractions)
                  and abs(sum(self.split_fractions) - 1) < 1e-6, "split_fractions", "three non-negative numbers summing to 1")
         _require(0 <= self.crossfade_s <= 1, "crossfade_s", "0..1 seconds")
@@ -163,6 +174,7 @@ class BuildSpec:
         data["snr_by_category"] = {k: parse_snr(v) for k, v in data.get("snr_by_category", {}).items()}
         data["splits"] = {split: _split_from_dict(options) for split, options in data.get("splits", {}).items()}
         data["split_fractions"] = tuple(data.get("split_fractions", (0.8, 0.1, 0.1)))
+        data.setdefault("level", "as-mixed")  # recorded since the policy exists; older builds mixed as-is
         for key in ("noise_transforms", "mixture_transforms"):
             data[key] = tuple(TransformSpec(t["name"], t.get("init", {})) for t in data.get(key, []))
         unknown = set(data) - set(cls.__dataclass_fields__)
