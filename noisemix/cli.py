@@ -211,15 +211,19 @@ def stats(
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for the SNR histogram (default: MANIFEST/snr_hist.png)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the counts table as CSV."),
 ):
-    """Counts per split x category x SNR bin and per tag, and an SNR histogram PNG."""
+    """Counts per split x category x SNR bin and per tag; the give-away cues (median level
+    of the rows in dB re their clean segment, share of looped noise) per bin; and an SNR
+    histogram PNG."""
     from .manifest import load_manifest
-    from .stats import count_table, plot_snr_histogram, tag_table
+    from .stats import count_table, cue_table, plot_snr_histogram, tag_table
 
     loaded = load_manifest(manifest)
     counts = count_table(loaded)
     typer.echo(counts.to_string(index=False))
     typer.echo("")
     typer.echo(tag_table(loaded).to_string())
+    typer.echo("\nlevel (dB re the clean segment) and looped noise, per bin:")
+    typer.echo(cue_table(loaded).to_string(index=False))
     if csv:
         counts.to_csv(csv, index=False)
     path = plot_snr_histogram(loaded, plot or Path(manifest) / "snr_hist.png")

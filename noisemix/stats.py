@@ -10,7 +10,7 @@ import pandas as pd
 from . import schema as S
 from .manifest import Manifest
 
-__all__ = ["count_table", "tag_table", "plot_snr_histogram", "SNR_BIN_DB"]
+__all__ = ["count_table", "tag_table", "cue_table", "row_level_db", "plot_snr_histogram", "SNR_BIN_DB"]
 
 SNR_BIN_DB = 5.0
 
@@ -35,6 +35,37 @@ def count_table(manifest: Manifest) -> pd.DataFrame:
              .agg(mixtures=("_order", "size"), _key=("_order", "min")).reset_index())
     table["_split"] = table[S.SPLIT].map({s: i for i, s in enumerate(S.SPLITS)})
     return table.sort_values(["_split", S.NOISE_CATEGORY, "_key"]).drop(columns=["_split", "_key"]).reset_index(drop=True)
+
+
+def row_level_db(mixtures: pd.DataFrame) -> pd.Series:
+    """Each row's level relative to its clean segment at unit gain (dB), from the stored gains.
+
+    The SNR fixes ``g_n**2 P_n = g_c**2 P_c 10**(-SNR/10)``, so an uncorrelated clean and
+    noise sum to ``g_c**2 P_c (1 + 10**(-SNR/10))``: the level is known without decoding
+    (what it leaves out is the segments' correlation). Clean rows: ``20 log10 g_c``.
+    """
+    snr = mixtures[S.SNR_DB].to_numpy(dtype=np.float64)
+    noise_share = np.where(np.isnan(snr), 0.0, 10.0 ** (-np.nan_to_num(snr) / 10.0))
+    gain = mixtures[S.CLEAN_GAIN].to_numpy(dtype=np.float64)
+    return pd.Series(10 * np.log10(gain ** 2 * (1 + noise_share)), index=mixtures.index)
+
+
+def cue_table(manifest: Manifest) -> pd.DataFrame:
+    """Per split x category x SNR bin: the median row level (dB re its clean segment, see
+    :func:`row_level_db`) and the share of looped noise. A level that moves with the SNR
+    or differs between clean and noisy rows gives the answer away to a model."""
+    mixtures = manifest.mixtures
+    frame = pd.DataFrame({
+        S.SPLIT: mixtures[S.SPLIT], S.NOISE_CATEGORY: mixtures[S.NOISE_CATEGORY].replace("", "(clean)"),
+        "snr_bin": snr_bins(mixtures[S.SNR_DB]), "_order": mixtures[S.SNR_DB].fillna(-1e9),
+        "level_db": row_level_db(mixtures), "looped": mixtures[S.NOISE_LOOPED].astype(float),
+    })
+    table = (frame.groupby([S.SPLIT, S.NOISE_CATEGORY, "snr_bin"])
+             .agg(median_level_db=("level_db", "median"), looped_share=("looped", "mean"), _key=("_order", "min"))
+             .reset_index())
+    table["_split"] = table[S.SPLIT].map({s: i for i, s in enumerate(S.SPLITS)})
+    table = table.sort_values(["_split", S.NOISE_CATEGORY, "_key"]).drop(columns=["_split", "_key"])
+    return table.round({"median_level_db": 2, "looped_share": 3}).reset_index(drop=True)
 
 
 def tag_table(manifest: Manifest) -> pd.DataFrame:

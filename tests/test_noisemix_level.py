@@ -82,3 +82,20 @@ def test_manifests_record_the_policy_and_old_ones_read_as_mixed(both):
     with pytest.raises(Exception, match="level"):
         BuildSpec(level="loud")
 
+
+
+def test_stats_show_each_row_at_its_clips_level_in_the_committed_demo_benchmark():
+    from pathlib import Path
+
+    from noisemix.stats import cue_table, row_level_db
+
+    manifest = load_manifest(Path(__file__).resolve().parents[1] / "manifests" / "demo")
+    rows = manifest.mixtures
+    level = row_level_db(rows)
+    spread = level.groupby(rows[S.CLEAN_SOURCE_ID]).agg(lambda v: v.max() - v.min())
+    assert spread.max() < 1e-6  # a clip's clean and noisy rows: one level
+    clean, noisy = level[rows[S.NOISE_CATEGORY] == ""], level[rows[S.NOISE_CATEGORY] != ""]
+    assert abs(clean.median() - noisy.median()) < 0.5  # clean and noisy rows alike as populations
+    table = cue_table(manifest)
+    assert set(table.columns) == {S.SPLIT, S.NOISE_CATEGORY, "snr_bin", "median_level_db", "looped_share"}
+    assert table["looped_share"].between(0, 1).all()
