@@ -45,16 +45,20 @@ def built_manifest(tmp_path_factory, corpus_inputs) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def demo_corpus(tmp_path_factory):
-    """The real demo corpus, built once per test session (CI installs its packages)."""
+def _build_demo_corpus(folder: Path, piece_limit: int | None):
     from noisemix.corpus import demo
 
     message = demo.missing_message()
     if message:
         pytest.fail(f"demo corpus packages are not installed: {message}")
-    out = tmp_path_factory.mktemp("demo") / "corpus"
-    return out, demo.build_demo_corpus(out, seed=0, progress=False)
+    out = folder / "corpus"
+    return out, demo.build_demo_corpus(out, seed=0, progress=False, piece_limit=piece_limit)
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory):
+    """The real demo corpus, built once per test session (CI installs its packages)."""
+    return _build_demo_corpus(tmp_path_factory.mktemp("demo"), None)
 
 
 SMALL_PIECE_LIMIT = 3  # pieces per repertory in the quick suite's corpus
@@ -63,10 +67,4 @@ SMALL_PIECE_LIMIT = 3  # pieces per repertory in the quick suite's corpus
 @pytest.fixture(scope="session")
 def small_demo_corpus(tmp_path_factory):
     """A demo corpus of a few pieces per repertory (every noise source): the quick suite's."""
-    from noisemix.corpus import demo
-
-    message = demo.missing_message()
-    if message:
-        pytest.fail(f"demo corpus packages are not installed: {message}")
-    out = tmp_path_factory.mktemp("demo-small") / "corpus"
-    return out, demo.build_demo_corpus(out, seed=0, progress=False, piece_limit=SMALL_PIECE_LIMIT)
+    return _build_demo_corpus(tmp_path_factory.mktemp("demo-small"), SMALL_PIECE_LIMIT)

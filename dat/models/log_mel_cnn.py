@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from .sample_cnn import waveform_batch
 
 __all__ = ["LogMel", "LogMelCNN", "mel_filterbank"]
 
@@ -86,11 +87,7 @@ class LogMelCNN(nn.Module):
                 nn.init.kaiming_uniform_(module.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3 and x.shape[1] == 1:
-            x = x[:, 0]
-        if x.dim() != 2 or x.shape[-1] != self.input_length:
-            raise ValueError(f"LogMelCNN expects (B, {self.input_length}) or (B, 1, {self.input_length}) audio, "
-                             f"got {tuple(x.shape)}")
+        x = waveform_batch(x, self.input_length, "LogMelCNN")
         image = self.input_norm(self.front(x)).contiguous(memory_format=torch.channels_last)
         features = self.blocks(image)  # (B, E, M', T')
         return features.amax(dim=2).mean(dim=2)

@@ -58,12 +58,16 @@ class SampleCNN(nn.Module):
                 nn.init.kaiming_uniform_(module.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            x = x.unsqueeze(1)
-        if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] != self.input_length:
-            raise ValueError(f"SampleCNN expects (B, {self.input_length}) or (B, 1, {self.input_length}) "
-                             f"audio, got {tuple(x.shape)}")
-        return self.layers(x).flatten(1)
+        return self.layers(waveform_batch(x, self.input_length, "SampleCNN").unsqueeze(1)).flatten(1)
+
+
+def waveform_batch(x: torch.Tensor, length: int, model: str) -> torch.Tensor:
+    """``(B, L)`` or ``(B, 1, L)`` audio as ``(B, L)``; anything else is refused by name."""
+    if x.dim() == 3 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.dim() != 2 or x.shape[-1] != length:
+        raise ValueError(f"{model} expects (B, {length}) or (B, 1, {length}) audio, got {tuple(x.shape)}")
+    return x
 
 
 # CLMR names layer i's conv / BN as sequential.i.0 / sequential.i.1 (encoder. / model.
