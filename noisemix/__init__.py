@@ -5,6 +5,7 @@ Public API::
     from noisemix import load_manifest, Mixer
     manifest = load_manifest("manifests/demo", roots={"demo": "/data/demo"})
     audio = Mixer(manifest).mix(manifest.mixtures.iloc[0])
+    result = mix_at_snr(clean, noise, snr_db=5.0, sample_rate=22050)   # your own arrays
 
 Column names live in :mod:`noisemix.schema`. This package never imports torch.
 """
@@ -13,11 +14,12 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from .audio import load_mono
 from .manifest import Manifest, load_manifest, load_renders
-from .mix import Mixer, mix_row
+from .mix import MixResult, Mixer, mix_at_snr, mix_row
 
 try:
     __version__ = _version("noisemix-dat")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0"
 
-__all__ = ["Manifest", "load_manifest", "load_renders", "Mixer", "mix_row", "load_mono", "__version__"]
+__all__ = ["Manifest", "load_manifest", "load_renders", "Mixer", "mix_row", "mix_at_snr", "MixResult", "load_mono",
+           "__version__"]

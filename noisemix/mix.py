@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from . import schema as S
 from .audio import DecodedCache
 from .manifest import Manifest
 
-__all__ = ["Mixer", "noise_segment", "mix_row", "is_elementwise"]
+__all__ = ["Mixer", "MixResult", "noise_segment", "mix_row", "mix_at_snr", "is_elementwise"]
 
 
 def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
@@ -127,3 +128,63 @@ class Mixer:
 def mix_row(manifest: Manifest, row, cache_dir: Path | None = None) -> np.ndarray:
     """Convenience: the mixture of one row as a float32 array (no files written)."""
     return Mixer(manifest, cache_dir).mix(row)
+
+
+@dataclass(frozen=True)
+class MixResult:
+    """A mixture and how it was made: the gains a manifest row would store."""
+
+    mixture: np.ndarray      # float32, the clean array's length
+    clean_gain: float
+    noise_gain: float
+    looped: bool             # the noise was shorter than the clean (from ``noise_offset``) and looped
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate: int, *, noise_offset: int = 0,
+               snr_definition: str = "rms", level: str = "match-clean", clip_policy: str = "scale",
+               crossfade_s: float = dsp.DEFAULT_CROSSFADE_S) -> MixResult:
+    """Mix a clean array with a noise array at ``snr_db``, for your own pipelines.
+
+    The definitions are a build's (:mod:`noisemix.spec`): the noise from ``noise_offset`` on,
+    looped with the equal-power crossfade when it is too short; the SNR over exactly the
+    samples mixed (``rms``) or by BS.1770 loudness (``lufs``); the level policy; the
+    clipping guard; gains rounded as a manifest stores them; the same mixing kernel as
+    render and the trainer. So the mixture equals, sample for sample, the audio of a
+    manifest row with the same inputs, except where the clipping guard acts: here it uses
+    this mixture's exact peaks, a build uses block-level peak bounds (never lower) and,
+    under ``match-clean``, the headroom shared by all rows of the clip.
+    """
+    from .build import _stable
+    from .errors import SpecError
+    from .spec import LEVEL_POLICIES
+
+    if level not in LEVEL_POLICIES or clip_policy not in ("scale", "none") or snr_definition not in ("rms", "lufs"):
+        raise SpecError(f"mix_at_snr: level must be one of {LEVEL_POLICIES}, clip_policy scale|none, "
+                        "snr_definition rms|lufs")
+    clean = np.asarray(clean, dtype=np.float32).reshape(-1)
+    noise = np.asarray(noise, dtype=np.float32).reshape(-1)
+    if not 0 <= noise_offset < noise.size:
+        raise ValueError(f"noise_offset {noise_offset} is outside the noise ({noise.size} samples)")
+    looped = noise.size - noise_offset < clean.size
+    crossfade = dsp.crossfade_length(noise.size, sample_rate, crossfade_s)
+    segment = noise_segment(noise, noise_offset, clean.size, looped, crossfade)
+    if snr_definition == "rms":
+        clean_power, noise_power = dsp.power(clean), dsp.power(segment)
+    else:
+        clean_power = 10 ** (dsp.loudness_lufs(clean, sample_rate) / 10)
+        noise_power = 10 ** (dsp.loudness_lufs(segment, sample_rate) / 10)
+    if not (clean_power > 0 and noise_power > 0 and np.isfinite(clean_power) and np.isfinite(noise_power)):
+        raise ValueError("mix_at_snr: the SNR is undefined (clean or noise silent, or shorter than 0.4 s for lufs)")
+    noise_gain = float(dsp.noise_gain_for_snr(clean_power, noise_power, snr_db))
+    clean_gain = 1.0
+    if level == "match-clean":
+        scale = float(dsp.level_match_scale(snr_db))
+        clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
+    if clip_policy == "scale":
+        peak = float(np.max(np.abs(dsp.mix(clean, segment, clean_gain, noise_gain)))) if clean.size else 0.0
+        guard = float(dsp.peak_guard_scale(peak))
+        if level == "match-clean":  # the clean copy of this clip needs its own headroom too
+            guard = min(guard, float(dsp.peak_guard_scale(np.max(np.abs(clean)) if clean.size else 0.0)))
+        clean_gain, noise_gain = clean_gain * guard, noise_gain * guard
+    clean_gain, noise_gain = (float(g) for g in _stable(np.array([clean_gain, noise_gain])))
+    return MixResult(dsp.mix(clean, segment, clean_gain, noise_gain), clean_gain, noise_gain, looped)

@@ -99,3 +99,27 @@ def test_stats_show_each_row_at_its_clips_level_in_the_committed_demo_benchmark(
     table = cue_table(manifest)
     assert set(table.columns) == {S.SPLIT, S.NOISE_CATEGORY, "snr_bin", "median_level_db", "looped_share"}
     assert table["looped_share"].between(0, 1).all()
+
+
+def test_mix_at_snr_equals_the_row_path_to_the_sample(built_manifest):
+    """The public function on a row's own arrays gives the row's gains and audio wherever
+    the build's clipping guard did not act, and keeps the SNR and the peak everywhere."""
+    from noisemix import mix_at_snr
+
+    manifest = load_manifest(built_manifest)
+    mixer = Mixer(manifest)
+    rows = manifest.mixtures[manifest.mixtures[S.NOISE_CATEGORY] != ""]
+    level = manifest.info["spec"]["level"]
+    equal = 0
+    for _, row in rows.iterrows():
+        result = mix_at_snr(mixer.clean(row), mixer.source(row[S.NOISE_SOURCE_ID]), row[S.SNR_DB],
+                            manifest.sample_rate, noise_offset=int(row[S.NOISE_OFFSET]), level=level)
+        assert result.looped == bool(row[S.NOISE_LOOPED])
+        assert result.clean_gain / result.noise_gain == pytest.approx(row[S.CLEAN_GAIN] / row[S.NOISE_GAIN], rel=1e-8)
+        assert np.max(np.abs(result.mixture)) < 32767.5 / 32768  # written as 16-bit, nothing clips
+        unguarded = row[S.CLEAN_GAIN] == pytest.approx(float(dsp.level_match_scale(row[S.SNR_DB])), rel=1e-9)
+        if unguarded:
+            assert (result.clean_gain, result.noise_gain) == (row[S.CLEAN_GAIN], row[S.NOISE_GAIN])
+            assert np.array_equal(result.mixture, mixer.mix(row))
+            equal += 1
+    assert level == "match-clean" and equal >= len(rows) // 2, (equal, len(rows))
