@@ -1,7 +1,7 @@
 """Corpus adapters against small folders laid out like the real MTAT, MUSAN and ESC-50.
 
-The MTAT clips, paths, split and valid/test labels are taken from the shared public
-index (../shared/data/mtat-pons2017); the audio is synthetic.
+The MTAT clips, paths, split and valid/test labels are taken from the public index of
+Pons et al. committed in tests/data/mtat-pons2017; the audio is synthetic.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from noisemix.inputs import corpus_inputs
 from noisemix.sources import scan
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "mtat-pons2017"
+SHARED = REPO / "tests" / "data" / "mtat-pons2017"  # the public index files, committed
 CLIPS = REPO / "manifests" / "mtat-pons2017" / "clips.csv"
 # Some of MTAT's other (non top-50) tag columns, misspellings included as in the dataset.
 OTHER_TAGS = ("no voice", "singer", "duet", "plucking", "hard rock", "world", "bongos", "harpsicord", "clasical")
