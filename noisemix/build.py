@@ -328,11 +328,7 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> tuple[pd.DataF
             if spec.snr_definition == "lufs":
                 clean = _source_audio(sources, clean_pos[i], roots, audio)[clean_off[i]:clean_off[i] + length[i]]
                 clean_power[i], noise_power[i] = _loudness_as_power(clean, noise, spec.sample_rate, r["clean_id"])
-    noise_gain = dsp.noise_gain_for_snr(clean_power, noise_power, rows["snr"].to_numpy())
-    clean_gain = np.ones(len(rows))
-    if spec.level == "match-clean":
-        level = dsp.level_match_scale(rows["snr"].to_numpy())
-        clean_gain, noise_gain = clean_gain * level, noise_gain * level
+    clean_gain, noise_gain = dsp.gains_for_snr(clean_power, noise_power, rows["snr"].to_numpy(), spec.level)
     reference_gain = np.ones(len(segments))
     if spec.clip_policy == "scale":
         scale = dsp.peak_guard_scale(clean_gain * clean_peak + noise_gain * noise_peak)
@@ -340,12 +336,12 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> tuple[pd.DataF
             reference_gain = segment_headroom(segments, index, seg, scale)
             scale = reference_gain[seg]
         clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
-    clean_gain, noise_gain = _stable(clean_gain), _stable(noise_gain)
+    clean_gain, noise_gain = dsp.stable_gains(clean_gain), dsp.stable_gains(noise_gain)
     mixture_tf = ([transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
                    for k, n in zip(rows["key"], length)] if spec.mixture_transforms
                   else np.full(len(rows), transforms.NO_TRANSFORMS, dtype=object))
     return (rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf),
-            _stable(reference_gain))
+            dsp.stable_gains(reference_gain))
 
 
 def segment_headroom(segments, index, seg: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
@@ -356,20 +352,6 @@ def segment_headroom(segments, index, seg: np.ndarray, row_scale: np.ndarray) ->
     headroom = dsp.peak_guard_scale(clean_peak).astype(np.float64)
     np.minimum.at(headroom, seg, row_scale)
     return headroom
-
-
-def _stable(gains: np.ndarray) -> np.ndarray:
-    """Gains rounded to 10 significant digits.
-
-    Float sums over a segment may differ in their last bits between CPUs and numpy builds;
-    rounding keeps the stored gains (and so the manifest) identical across machines, at a
-    cost of 1e-9 dB.
-    """
-    gains = np.asarray(gains, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        digits = 9 - np.floor(np.log10(np.where(gains > 0, gains, 1.0))).astype(int)
-    scale = 10.0 ** digits
-    return np.round(gains * scale) / scale
 
 
 def _source_audio(sources, position, roots, audio: DecodedCache) -> np.ndarray:

@@ -22,7 +22,8 @@ import numpy as np
 
 __all__ = [
     "SILENCE_DBFS", "power", "measured_energy", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
-    "crossfade_length", "mix", "peak_guard_scale", "level_match_scale", "to_pcm16", "from_pcm16", "loudness_lufs",
+    "crossfade_length", "mix", "peak_guard_scale", "level_match_scale", "gains_for_snr", "stable_gains", "to_pcm16",
+    "from_pcm16", "loudness_lufs",
 ]
 
 # A segment quieter than this mean power (dBFS) has no meaningful SNR.
@@ -134,6 +135,32 @@ def level_match_scale(snr_db):
     """
     snr = np.asarray(snr_db, dtype=np.float64)
     return np.where(np.isnan(snr), 1.0, 1.0 / np.sqrt(1.0 + 10.0 ** (-np.nan_to_num(snr) / 10.0)))
+
+
+def gains_for_snr(clean_power, noise_power, snr_db, level: str = "match-clean") -> tuple[np.ndarray, np.ndarray]:
+    """``(clean_gain, noise_gain)`` for ``snr_db`` under a level policy, before any clipping guard:
+    clean at gain 1 with the noise on top (``as-mixed``), or both scaled by
+    :func:`level_match_scale` (``match-clean``)."""
+    noise_gain = noise_gain_for_snr(clean_power, noise_power, snr_db)
+    clean_gain = np.ones_like(noise_gain)
+    if level == "match-clean":
+        scale = level_match_scale(snr_db)
+        clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
+    return clean_gain, noise_gain
+
+
+def stable_gains(gains: np.ndarray) -> np.ndarray:
+    """Gains rounded to 10 significant digits.
+
+    Float sums over a segment may differ in their last bits between CPUs and numpy builds;
+    rounding keeps the stored gains (and so the manifest) identical across machines, at a
+    cost of 1e-9 dB.
+    """
+    gains = np.asarray(gains, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        digits = 9 - np.floor(np.log10(np.where(gains > 0, gains, 1.0))).astype(int)
+    scale = 10.0 ** digits
+    return np.round(gains * scale) / scale
 
 
 def to_pcm16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

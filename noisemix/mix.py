@@ -154,13 +154,9 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
     this mixture's exact peaks, a build uses block-level peak bounds (never lower) and,
     under ``match-clean``, the headroom shared by all rows of the clip.
     """
-    from .build import _stable
-    from .errors import SpecError
-    from .spec import LEVEL_POLICIES
+    from .spec import BuildSpec
 
-    if level not in LEVEL_POLICIES or clip_policy not in ("scale", "none") or snr_definition not in ("rms", "lufs"):
-        raise SpecError(f"mix_at_snr: level must be one of {LEVEL_POLICIES}, clip_policy scale|none, "
-                        "snr_definition rms|lufs")
+    BuildSpec(level=level, clip_policy=clip_policy, snr_definition=snr_definition, crossfade_s=crossfade_s)  # validates
     clean = np.asarray(clean, dtype=np.float32).reshape(-1)
     noise = np.asarray(noise, dtype=np.float32).reshape(-1)
     if not 0 <= noise_offset < noise.size:
@@ -175,16 +171,12 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
         noise_power = 10 ** (dsp.loudness_lufs(segment, sample_rate) / 10)
     if not (clean_power > 0 and noise_power > 0 and np.isfinite(clean_power) and np.isfinite(noise_power)):
         raise ValueError("mix_at_snr: the SNR is undefined (clean or noise silent, or shorter than 0.4 s for lufs)")
-    noise_gain = float(dsp.noise_gain_for_snr(clean_power, noise_power, snr_db))
-    clean_gain = 1.0
-    if level == "match-clean":
-        scale = float(dsp.level_match_scale(snr_db))
-        clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
+    clean_gain, noise_gain = (float(g) for g in dsp.gains_for_snr(clean_power, noise_power, snr_db, level))
     if clip_policy == "scale":
         peak = float(np.max(np.abs(dsp.mix(clean, segment, clean_gain, noise_gain)))) if clean.size else 0.0
         guard = float(dsp.peak_guard_scale(peak))
         if level == "match-clean":  # the clean copy of this clip needs its own headroom too
             guard = min(guard, float(dsp.peak_guard_scale(np.max(np.abs(clean)) if clean.size else 0.0)))
         clean_gain, noise_gain = clean_gain * guard, noise_gain * guard
-    clean_gain, noise_gain = (float(g) for g in _stable(np.array([clean_gain, noise_gain])))
+    clean_gain, noise_gain = (float(g) for g in dsp.stable_gains(np.array([clean_gain, noise_gain])))
     return MixResult(dsp.mix(clean, segment, clean_gain, noise_gain), clean_gain, noise_gain, looped)
