@@ -161,7 +161,7 @@ def analyse(test: EvalPredictions, curves: list[dict] | None, *, resamples: int 
             margin: float = 0.01, arms: dict[str, str] | None = None) -> dict:
     """Every claim's rows and headline verdict; ``arms`` maps roles to arm names."""
     roles = {"dat": "dat", "source": "source-only", "no_pretrain": "dat-no-dc-pretrain",
-             "multicondition": "multicondition", "one_category": "dat-1cat", "more_target": "dat-3x"} | (arms or {})
+             "multicondition": "multicondition", "one_category": "dat-1cat", "more_target": "dat-3x", "control": "dat-lambda0"} | (arms or {})
     boot = Bootstrap(test.clusters(), len(test.seeds), resamples, seed, test.rows[S.CLEAN_SOURCE_ID].to_numpy())
     masks = test.masks()
     detail = [c for c in masks if c not in ("clean", "noisy")]
@@ -182,6 +182,10 @@ def analyse(test: EvalPredictions, curves: list[dict] | None, *, resamples: int 
                    "rows": rows("dat", "one_category", ["noisy"]), "detail": rows("dat", "one_category", detail)}
     claims["d"] = {"title": "More unlabelled noisy target data helps (target 3x vs 1x)",
                    "rows": rows("more_target", "dat", ["noisy"]), "detail": rows("more_target", "dat", detail)}
+    claims["control"] = {"title": "Control: DAT vs the same run with λ = 0 (stages and steps alike, no reversed "
+                                  "gradient): what the adversarial term adds beyond the extra training",
+                         "rows": rows("dat", "control", ["noisy"]),
+                         "detail": rows("dat", "control", ["clean"], "non-inferiority") + rows("dat", "control", detail)}
     claims["ref"] = {"title": "Reference: multicondition (labelled noisy rows) vs source-only",
                      "rows": rows("multicondition", "source", ["noisy"]),
                      "detail": rows("multicondition", "source", ["clean"], "non-inferiority")}

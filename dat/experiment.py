@@ -32,7 +32,7 @@ from .errors import DatError
 
 __all__ = ["Recipe", "Task", "load_recipe", "plan_tasks", "run_experiment", "report", "detach"]
 
-DEFAULT_ARM_KEYS = {"method", "manifest"}
+ARM_KEYS = {"method", "manifest"}       # required; optional: "config", fields over the recipe's [config]
 
 
 @dataclass
@@ -92,8 +92,10 @@ def _check_recipe(recipe: Recipe) -> None:
     from .config import METHODS
 
     for arm, spec in recipe.arms.items():
-        if set(spec) != DEFAULT_ARM_KEYS:
-            raise DatError(f"{where}: arms.{arm} needs exactly the keys method and manifest")
+        if not ARM_KEYS <= set(spec) <= ARM_KEYS | {"config"}:
+            raise DatError(f"{where}: arms.{arm} needs the keys method and manifest (and optionally config)")
+        if not isinstance(spec.get("config", {}), dict):
+            raise DatError(f"{where}: arms.{arm}.config must be a table of config fields")
         if spec["method"] not in METHODS:
             raise DatError(f"{where}: arms.{arm}.method {spec['method']!r}: choose one of {', '.join(METHODS)}")
         if spec["manifest"] not in recipe.manifests:
@@ -137,13 +139,18 @@ class Layout:
     def config(self) -> Path:
         return self.out / "config.json"
 
+    def arm_config(self, arm: str) -> Path:
+        """The config of an arm with its own fields (the recipe's [config] under them)."""
+        return self.out / "configs" / f"{arm}.json"
+
 
 EVAL_NAME = "eval-test"
 
 
-def _train_argv(layout: Layout, recipe: Recipe, manifest: str, out: Path, method: str, seed: int) -> list[str]:
+def _train_argv(layout: Layout, recipe: Recipe, manifest: str, out: Path, method: str, seed: int,
+                config: Path) -> list[str]:
     return [sys.executable, "-m", "dat", "train", "-m", str(layout.manifest(manifest)), "--out", str(out),
-            "--method", method, "--seed", str(seed), "--preset", recipe.preset, "--config", str(layout.config),
+            "--method", method, "--seed", str(seed), "--preset", recipe.preset, "--config", str(config),
             "--device", "cpu"]
 
 
@@ -158,14 +165,15 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
     source_manifest = recipe.arms[next(iter(recipe.arms))]["manifest"]
     for seed in recipe.seeds:
         out = layout.stage1(seed)
-        argv = _train_argv(layout, recipe, source_manifest, out, "source-only", seed) + ["--stage", "1"]
+        argv = _train_argv(layout, recipe, source_manifest, out, "source-only", seed, layout.config) + ["--stage", "1"]
         tasks.append(Task(f"stage1:seed{seed}", argv, [f"build:{source_manifest}"], 4.0,
                           [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"],
                           out / "last.pt"))
     for seed in recipe.seeds:
         for arm, spec in recipe.arms.items():
             out = layout.run(arm, seed)
-            argv = _train_argv(layout, recipe, spec["manifest"], out, spec["method"], seed)
+            config = layout.arm_config(arm) if spec.get("config") else layout.config
+            argv = _train_argv(layout, recipe, spec["manifest"], out, spec["method"], seed, config)
             resume = [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"]
             tasks.append(Task(f"train:{arm}:seed{seed}", argv + ["--stage1-from", str(layout.stage1(seed))],
                               [f"stage1:seed{seed}", f"build:{spec['manifest']}"], 3.0, resume, out / "last.pt"))
@@ -185,16 +193,30 @@ def _environment(corpus: str) -> dict:
     return env
 
 
+def merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over``'s fields, tables merged field by field."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def _write_run_config(recipe: Recipe, layout: Layout) -> None:
+    values = merged(recipe.config, {"preset": recipe.preset, "train": {"progress": recipe.config.get("train", {}).get("progress", False)}})
+    _write_config(values, layout.config, recipe.preset, "[config]")
+    for arm, spec in recipe.arms.items():
+        if spec.get("config"):
+            _write_config(merged(values, spec["config"]), layout.arm_config(arm), recipe.preset, f"arms.{arm}.config")
+
+
+def _write_config(values: dict, path: Path, preset_name: str, what: str) -> None:
     from .config import config_from_dict, preset
     from .io import write_json
 
-    values = dict(recipe.config, preset=recipe.preset)
-    values.setdefault("train", {}).setdefault("progress", False)
-    config_from_dict(dict(values), preset(recipe.preset))  # fails here, in one line, on a bad field
-    if layout.config.is_file() and json.loads(layout.config.read_text()) != values:
-        raise DatError(f"{layout.config}: this experiment ran with another [config]; use another --out")
-    write_json(values, layout.config)
+    config_from_dict(dict(values), preset(preset_name))  # fails here, in one line, on a bad field
+    if path.is_file() and json.loads(path.read_text()) != values:
+        raise DatError(f"{path}: this experiment ran with another {what}; use another --out")
+    write_json(values, path)
 
 
 class Runner:

@@ -77,6 +77,14 @@ def _curve_rows(recipe, layout, runs) -> list[dict]:
                              recipe.clean_margin, a, b)
 
 
+def _fields(values: dict, prefix: str = "") -> list[str]:
+    """``{"train": {"lambda_max": 0}}`` -> ``["train.lambda_max=0"]``."""
+    out = []
+    for key, value in values.items():
+        out += _fields(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}={value}"]
+    return out
+
+
 def _header(recipe, layout, runs) -> str:
     from .experiment import machine
 
@@ -90,6 +98,9 @@ def _header(recipe, layout, runs) -> str:
               f"{config['data']['batch_size']} per domain; λ max {t['lambda_max']} over {t['lambda_horizon_steps']} "
               f"steps; stage-3 FE lr x{t['stage3']['fe_lr_scale']}")
     timing = f"{seconds / 60:.1f} min wall" if seconds else "wall time not recorded"
+    own = [f"{arm}: " + ", ".join(_fields(recipe.arms[arm]["config"])) for arm in runs if recipe.arms[arm].get("config")]
+    if own:
+        budget += "; arms with their own fields: " + "; ".join(own)
     return "\n".join([
         f"# Claims of Joung & Lee, measured: {recipe.name}", "",
         f"Command: `dat experiment {_shown(recipe.path)} --out OUT`; "

@@ -170,7 +170,7 @@ def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     seg = rows["seg"].to_numpy()
     rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length", "position")})
     rows = _choose_noise(rows, sources, index, spec, roots, audio, report)
-    rows, reference_gain = _gains(rows, segments, index, spec, roots, audio, sources)
+    rows, reference_gain = _gains(rows, segments, index, spec, roots, audio, sources, report)
     if spec.clean_references:
         rows = pd.concat([rows, _clean_rows(segments, reference_gain)], ignore_index=True)
     rows = rows.sort_values(["clean_id", "segment", "order"], kind="stable").reset_index(drop=True)
@@ -302,10 +302,10 @@ def _noise_samples(sources, position, offset, length, looped, roots, audio, spec
     return noise_segment(samples, offset, length, looped, crossfade)
 
 
-def _gains(rows, segments, index, spec, roots, audio, sources) -> tuple[pd.DataFrame, np.ndarray]:
+def _gains(rows, segments, index, spec, roots, audio, sources, report) -> tuple[pd.DataFrame, np.ndarray]:
     """Noise gain for the target SNR, the level policy, then the clipping guard on both
     gains; and the gain of each segment's clean reference row (1 unless the level policy
-    shares the guard's headroom with it)."""
+    gives the segment headroom)."""
     seg = rows["seg"].to_numpy()
     clean_pos = segments["position"].to_numpy()[seg]
     clean_off = segments["offset"].to_numpy()[seg]
@@ -333,8 +333,10 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> tuple[pd.DataF
     if spec.clip_policy == "scale":
         scale = dsp.peak_guard_scale(clean_gain * clean_peak + noise_gain * noise_peak)
         if spec.level == "match-clean":
-            reference_gain = segment_headroom(segments, index, seg, scale)
-            scale = reference_gain[seg]
+            reference_gain = clean_headroom(segments, index, spec.headroom_db)
+            alone = scale < reference_gain[seg]
+            report.counts["noisy mixtures scaled below their clip's level (clipping guard)"] += int(alone.sum())
+            scale = np.minimum(scale, reference_gain[seg])
         clean_gain, noise_gain = clean_gain * scale, noise_gain * scale
     clean_gain, noise_gain = dsp.stable_gains(clean_gain), dsp.stable_gains(noise_gain)
     mixture_tf = ([transforms.draw(list(spec.mixture_transforms), spec.seed, int(k), int(n), spec.sample_rate)
@@ -344,14 +346,13 @@ def _gains(rows, segments, index, spec, roots, audio, sources) -> tuple[pd.DataF
             dsp.stable_gains(reference_gain))
 
 
-def segment_headroom(segments, index, seg: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
-    """Per clean segment, the clipping guard's scale shared by all its rows (the clean
-    reference's own guard included): the smallest scale any of its mixtures needs."""
+def clean_headroom(segments, index, headroom_db: float) -> np.ndarray:
+    """Per clean segment, the gain of all its rows under ``match-clean``: its peak brought
+    ``headroom_db`` below full scale (1 when already there). From the clean alone, so the
+    clean reference does not depend on the noise drawn for the segment's mixtures."""
     clean_peak = index.peak_bound(segments["position"].to_numpy(), segments["offset"].to_numpy(),
                                   segments["length"].to_numpy())
-    headroom = dsp.peak_guard_scale(clean_peak).astype(np.float64)
-    np.minimum.at(headroom, seg, row_scale)
-    return headroom
+    return dsp.headroom_scale(clean_peak, headroom_db)
 
 
 def _source_audio(sources, position, roots, audio: DecodedCache) -> np.ndarray:

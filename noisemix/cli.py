@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from .spec import DEFAULT_HEADROOM_DB
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Reproducible noisy-music manifests: build, render, verify, inspect, export.")
 
@@ -67,7 +69,8 @@ def build(
     category_weight: List[str] = typer.Option([], "--category-weight", help="CATEGORY=WEIGHT for the random design (default: equal)."),
     snr_definition: str = typer.Option("rms", "--snr-definition", help="rms: energy ratio of the mixed segments; lufs: BS.1770 loudness difference."),
     clip_policy: str = typer.Option("scale", "--clip-policy", help="scale: lower both gains so the mixture never clips (SNR unchanged); none."),
-    level: str = typer.Option("match-clean", "--level", help="match-clean: every mixture keeps its clean segment's level, and a clip's clean and noisy rows share one clipping headroom, so loudness gives away neither the domain nor the SNR; as-mixed: noise added on top of the clean at gain 1, each mixture scaled down alone if it would clip."),
+    level: str = typer.Option("match-clean", "--level", help="match-clean: every mixture keeps its clean segment's level, with the clean peak --headroom-db below full scale for the clip's clean and noisy rows alike, so loudness gives away neither the domain nor the SNR; as-mixed: noise added on top of the clean at gain 1, each mixture scaled down alone if it would clip."),
+    headroom_db: float = typer.Option(DEFAULT_HEADROOM_DB, "--headroom-db", help="match-clean: how far below full scale a clip's peak sits (dB), room for the noise; mixtures that would still clip are scaled down alone and counted in the report."),
     clean_references: bool = typer.Option(True, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
     split_fractions: str = typer.Option("0.8,0.1,0.1", "--split-fractions", help="train,valid,test shares for sources without a split."),
     noise_transform: List[str] = typer.Option([], "--noise-transform", help="audiomentations transform on the noise, e.g. LowPassFilter:p=0.5 (repeatable)."),
@@ -94,7 +97,7 @@ def build(
 
     spec = build_spec(seed=seed, design=design, segment=segment, sample_rate=sample_rate, snr=snr,
                       mixtures_per_segment=mixtures_per_segment, max_segments_per_clip=max_segments_per_clip,
-                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy, level=level,
+                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy, level=level, headroom_db=headroom_db,
                       clean_references=clean_references, split_fractions=split_fractions,
                       noise_transform=noise_transform, mixture_transform=mixture_transform)
     if clean or noise:

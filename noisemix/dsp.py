@@ -124,6 +124,11 @@ def peak_guard_scale(peak, limit: float = PEAK_LIMIT):
     return np.where(peak <= limit, 1.0, limit / np.maximum(peak, 1e-30))
 
 
+def headroom_scale(peak, headroom_db: float):
+    """Scale that brings ``peak`` to at most ``headroom_db`` below the clipping limit."""
+    return peak_guard_scale(np.asarray(peak, dtype=np.float64) * 10.0 ** (headroom_db / 20.0))
+
+
 def level_match_scale(snr_db):
     """Gain on clean and noise that keeps a mixture at its clean segment's level.
 

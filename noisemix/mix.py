@@ -142,7 +142,7 @@ class MixResult:
 
 def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate: int, *, noise_offset: int = 0,
                snr_definition: str = "rms", level: str = "match-clean", clip_policy: str = "scale",
-               crossfade_s: float = dsp.DEFAULT_CROSSFADE_S) -> MixResult:
+               crossfade_s: float = dsp.DEFAULT_CROSSFADE_S, headroom_db: float | None = None) -> MixResult:
     """Mix a clean array with a noise array at ``snr_db``, for your own pipelines.
 
     The definitions are a build's (:mod:`noisemix.spec`): the noise from ``noise_offset`` on,
@@ -150,13 +150,15 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
     samples mixed (``rms``) or by BS.1770 loudness (``lufs``); the level policy; the
     clipping guard; gains rounded as a manifest stores them; the same mixing kernel as
     render and the trainer. So the mixture equals, sample for sample, the audio of a
-    manifest row with the same inputs, except where the clipping guard acts: here it uses
-    this mixture's exact peaks, a build uses block-level peak bounds (never lower) and,
-    under ``match-clean``, the headroom shared by all rows of the clip.
+    manifest row with the same inputs, except where the clipping guard acts on the mixture
+    itself: here it uses this mixture's exact peaks, a build uses block-level peak bounds
+    (never lower). Under ``match-clean`` both are kept ``headroom_db`` (default: a build's)
+    below full scale relative to the clean's peak, as a build keeps the clip's clean copy.
     """
     from .spec import BuildSpec
 
-    BuildSpec(level=level, clip_policy=clip_policy, snr_definition=snr_definition, crossfade_s=crossfade_s)  # validates
+    spec = BuildSpec(level=level, clip_policy=clip_policy, snr_definition=snr_definition, crossfade_s=crossfade_s,
+                     **({} if headroom_db is None else {"headroom_db": headroom_db}))  # validates
     clean = np.asarray(clean, dtype=np.float32).reshape(-1)
     noise = np.asarray(noise, dtype=np.float32).reshape(-1)
     if not 0 <= noise_offset < noise.size:
@@ -175,8 +177,8 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
     if clip_policy == "scale":
         peak = float(np.max(np.abs(dsp.mix(clean, segment, clean_gain, noise_gain)))) if clean.size else 0.0
         guard = float(dsp.peak_guard_scale(peak))
-        if level == "match-clean":  # the clean copy of this clip needs its own headroom too
-            guard = min(guard, float(dsp.peak_guard_scale(np.max(np.abs(clean)) if clean.size else 0.0)))
+        if level == "match-clean":  # the clip's level, as its clean copy has it
+            guard = min(guard, float(dsp.headroom_scale(np.max(np.abs(clean)) if clean.size else 0.0, spec.headroom_db)))
         clean_gain, noise_gain = clean_gain * guard, noise_gain * guard
     clean_gain, noise_gain = (float(g) for g in dsp.stable_gains(np.array([clean_gain, noise_gain])))
     return MixResult(dsp.mix(clean, segment, clean_gain, noise_gain), clean_gain, noise_gain, looped)

@@ -130,6 +130,10 @@ manifest = "train"
 [arms.dat]
 method = "dat"
 manifest = "train"
+[arms.dat-lambda0]
+method = "dat"
+manifest = "train"
+config = {train = {lambda_max = 0.0}}
 """
 
 
@@ -143,7 +147,10 @@ def test_experiment_runs_resumes_and_reports(tmp_path):
     result = CliRunner().invoke(app, ["experiment", str(tmp_path / "recipe.toml"), "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.stderr
     claims = json.loads((out / "claims.json").read_text())
-    assert claims["seeds"] == [0] and set(claims["absolute"]) == {"source-only", "dat"}
+    assert claims["seeds"] == [0] and set(claims["absolute"]) == {"source-only", "dat", "dat-lambda0"}
+    control = json.loads((out / "runs" / "seed0" / "dat-lambda0" / "config.json").read_text())
+    assert control["train"]["lambda_max"] == 0.0 and control["train"]["stage3"]["steps"] == 6  # arm over recipe
+    assert "dat-lambda0: train.lambda_max=0.0" in (out / "claims.md").read_text()
     assert claims["claims"]["a"]["rows"][0]["verdict"].startswith("n/a (")  # the synthetic test split is tiny
     for name in ("claims.md", "auc_vs_snr.png", "dc_accuracy.png", "timings.csv"):
         assert (out / name).is_file(), name
