@@ -28,7 +28,7 @@ from .spec import BuildSpec
 __all__ = ["build_manifest", "assign_splits", "plan_mixtures", "BuildReport"]
 
 # Streams of draws per mixture key: one name, one number, so adding a draw never shifts others.
-STREAM = {"category": 1, "snr": 2, "noise": 3, "offset": 4}
+STREAM = {"category": 1, "snr": 2, "noise": 3, "offset": 4, "sequence": 5}
 REDRAW_STREAM_STEP = 16
 
 
@@ -74,9 +74,10 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
                            for item in sorted(inputs, key=lambda i: i.root_name)}
     if recipe is not None:
         info["recipe"] = recipe
-    used = set(mixtures[S.CLEAN_SOURCE_ID]) | set(mixtures[S.NOISE_SOURCE_ID])
+    used = (set(mixtures[S.CLEAN_SOURCE_ID]) | set(mixtures[S.NOISE_SOURCE_ID])
+            | {i for ids in mixtures[S.NOISE_NEXT_IDS] for i in ids})
     used_sources = frame_to_table(sources[sources[S.SOURCE_ID].isin(used)], S.SOURCES_SCHEMA)
-    return write_manifest(out, used_sources, frame_to_table(mixtures, S.MIXTURES_SCHEMA), info)
+    return write_manifest(out, used_sources, frame_to_table(mixtures, S.MIXTURES_FULL_SCHEMA), info)
 
 
 def _tool_version() -> str:
@@ -238,7 +239,8 @@ def _draw_snr(snr_spec, seed, keys) -> np.ndarray:
 
 def _choose_noise(rows, sources, index, spec, roots, audio, report) -> pd.DataFrame:
     """Noise source and offset per row; silent noise segments are redrawn."""
-    rows = rows.assign(noise=-1, noise_offset=0, looped=False, noise_power=np.nan)
+    rows = rows.assign(noise=-1, noise_offset=0, looped=False, noise_power=np.nan,
+                       following=[()] * len(rows))  # positions of the recordings joined after ``noise``
     codes, pairs = _pool_codes(rows)
     noise = sources[S.ROLE] == "noise"
     pools = {}
@@ -286,18 +288,50 @@ def _draw_noise(rows, pending, codes, pools, index, spec, attempt, roots, audio,
     span = np.where(looped, frames, frames - lengths) // block + 1
     offsets = rng.integers(spec.seed, keys, STREAM["offset"] + stream, np.maximum(span, 1)) * block
     offsets = np.where(looped, offsets % np.maximum(frames, 1), offsets)
+    following = np.empty(len(pending), dtype=object)
+    following[:] = [()] * len(pending)
+    if spec.noise_fill == "concat":
+        for code, pool in pools.items():
+            for i in np.flatnonzero((codes == code) & looped):
+                following[i], looped[i] = _sequence(pool, int(chosen[i]), int(offsets[i]), int(lengths[i]), index,
+                                                    spec, int(keys[i]), stream)
     power = index.power(chosen, offsets, lengths)
-    for i in np.flatnonzero(looped | np.isnan(power)):
-        segment = _noise_samples(sources, int(chosen[i]), int(offsets[i]), int(lengths[i]), bool(looped[i]), roots, audio, spec)
+    for i in np.flatnonzero(looped | np.isnan(power) | np.array([len(f) > 0 for f in following], dtype=bool)):
+        segment = _noise_samples(sources, int(chosen[i]), int(offsets[i]), int(lengths[i]), bool(looped[i]), roots,
+                                 audio, spec, following[i])
         power[i] = dsp.power(segment)
     rows.loc[rows.index[pending], "noise"] = chosen
     rows.loc[rows.index[pending], "noise_offset"] = offsets
     rows.loc[rows.index[pending], "looped"] = looped
     rows.loc[rows.index[pending], "noise_power"] = power
+    column = rows["following"].to_numpy(copy=True)
+    column[pending] = following
+    rows["following"] = column
 
 
-def _noise_samples(sources, position, offset, length, looped, roots, audio, spec) -> np.ndarray:
+def _sequence(pool: np.ndarray, first: int, offset: int, length: int, index, spec, key: int,
+              stream: int) -> tuple[tuple, bool]:
+    """The recordings that follow ``first`` (from ``offset``) until ``length`` samples are
+    covered: the pool's other recordings in an order drawn from (seed, key), each used once
+    before any repeats (then ``looped`` is True: the pool holds too little noise)."""
+    others = pool[pool != first]
+    order = others[np.argsort(rng.uniform(spec.seed, rng.mix_keys(np.full(len(others), key, np.uint64),
+                                                                  others.astype(np.uint64)),
+                                          STREAM["sequence"] + stream), kind="stable")]
+    cycle = np.concatenate([order, [first]])
+    crossfade = dsp.crossfade_samples(spec.sample_rate, spec.crossfade_s)
+    sizes, chosen = [int(index.frames[first]) - offset], []
+    while sum(sizes) - int(dsp.concat_overlaps(sizes, crossfade).sum()) < length:
+        chosen.append(int(cycle[len(chosen) % len(cycle)]))
+        sizes.append(int(index.frames[chosen[-1]]))
+    return tuple(chosen), len(chosen) >= len(cycle)
+
+
+def _noise_samples(sources, position, offset, length, looped, roots, audio, spec, following=()) -> np.ndarray:
     samples = _source_audio(sources, position, roots, audio)
+    if following:
+        return noise_segment(samples, offset, length, False, dsp.crossfade_samples(spec.sample_rate, spec.crossfade_s),
+                             [_source_audio(sources, p, roots, audio) for p in following])
     crossfade = dsp.crossfade_length(samples.size, spec.sample_rate, spec.crossfade_s)
     return noise_segment(samples, offset, length, looped, crossfade)
 
@@ -314,14 +348,14 @@ def _gains(rows, segments, index, spec, roots, audio, sources, report) -> tuple[
     clean_peak = index.peak_bound(clean_pos, clean_off, length)
     looped = rows["looped"].to_numpy(dtype=bool)
     # A looped noise may cover its whole source: bound it by the whole source's peak.
-    noise_peak = index.peak_bound(noise_pos, np.where(looped, 0, rows["noise_offset"].to_numpy()),
-                                  np.where(looped, index.frames[noise_pos], length))
+    noise_peak = _noise_peak_bound(rows, index)
     noise_tf = np.array([transforms.NO_TRANSFORMS] * len(rows), dtype=object)
     clean_power, noise_power = segments["power"].to_numpy()[seg], rows["noise_power"].to_numpy().copy()
     if spec.noise_transforms or spec.snr_definition == "lufs":
         for i in range(len(rows)):
             r = rows.iloc[i]
-            noise = _noise_samples(sources, int(r["noise"]), int(r["noise_offset"]), int(length[i]), bool(r["looped"]), roots, audio, spec)
+            noise = _noise_samples(sources, int(r["noise"]), int(r["noise_offset"]), int(length[i]), bool(r["looped"]),
+                                   roots, audio, spec, r["following"])
             noise_tf[i] = transforms.draw(list(spec.noise_transforms), spec.seed, int(r["key"]), int(length[i]), spec.sample_rate)
             noise = transforms.apply(noise_tf[i], noise, spec.sample_rate)
             noise_power[i], noise_peak[i] = dsp.power(noise), float(np.max(np.abs(noise)))
@@ -344,6 +378,23 @@ def _gains(rows, segments, index, spec, roots, audio, sources, report) -> tuple[
                   else np.full(len(rows), transforms.NO_TRANSFORMS, dtype=object))
     return (rows.assign(clean_gain=clean_gain, noise_gain=noise_gain, noise_tf=noise_tf, mixture_tf=mixture_tf),
             dsp.stable_gains(reference_gain))
+
+
+def _noise_peak_bound(rows, index) -> np.ndarray:
+    """An upper bound of each row's noise segment peak, from the index."""
+    position, offset = rows["noise"].to_numpy(), rows["noise_offset"].to_numpy()
+    looped = rows["looped"].to_numpy(dtype=bool)
+    following = rows["following"].to_numpy()
+    sequence = np.array([bool(f) for f in following], dtype=bool)
+    frames = index.frames[position]
+    # A looped noise may cover its whole source: bound it by the whole source's peak; a
+    # sequence's first recording plays from its offset to its end.
+    peak = index.peak_bound(position, np.where(looped & ~sequence, 0, offset),
+                            np.where(sequence, frames - offset, np.where(looped, frames, rows["length"].to_numpy())))
+    for i in np.flatnonzero(sequence):
+        parts = np.array(following[i])
+        peak[i] = max(peak[i], float(index.peak_bound(parts, np.zeros_like(parts), index.frames[parts]).max()))
+    return peak
 
 
 def clean_headroom(segments, index, headroom_db: float) -> np.ndarray:
@@ -404,6 +455,7 @@ def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd
         S.NOISE_SUBCATEGORY: np.where(has_noise, sources[S.SUBCATEGORY].to_numpy(object)[safe], ""),
         S.NOISE_OFFSET: rows["noise_offset"].to_numpy().astype(np.int64),
         S.NOISE_LOOPED: rows["looped"].to_numpy().astype(bool),
+        S.NOISE_NEXT_IDS: [[ids[p] for p in f] if isinstance(f, tuple) else [] for f in rows["following"]],
         S.SNR_DB: rows["snr"].to_numpy().astype(np.float64),
         S.CLEAN_GAIN: rows["clean_gain"].to_numpy().astype(np.float64),
         S.NOISE_GAIN: rows["noise_gain"].to_numpy().astype(np.float64),

@@ -79,9 +79,13 @@ def snr_db(clean: np.ndarray, noise: np.ndarray) -> float:
     return float(power_db(measured_power(clean)) - power_db(measured_power(noise)))
 
 
+def crossfade_samples(sample_rate: int, crossfade_s: float = DEFAULT_CROSSFADE_S) -> int:
+    return int(round(crossfade_s * sample_rate))
+
+
 def crossfade_length(noise_frames: int, sample_rate: int, crossfade_s: float = DEFAULT_CROSSFADE_S) -> int:
     """Crossfade used when looping a noise of ``noise_frames`` samples (at most a quarter of it)."""
-    return int(min(round(crossfade_s * sample_rate), noise_frames // 4))
+    return int(min(crossfade_samples(sample_rate, crossfade_s), noise_frames // 4))
 
 
 def loop_to_length(noise: np.ndarray, length: int, offset: int, crossfade: int) -> np.ndarray:
@@ -100,14 +104,50 @@ def loop_to_length(noise: np.ndarray, length: int, offset: int, crossfade: int) 
         raise ValueError(f"crossfade {crossfade} must be shorter than the signal ({n} samples)")
     cycle = noise[:period].copy()
     if crossfade:
-        t = (np.arange(crossfade, dtype=np.float64) + 0.5) / crossfade
-        fade_in = np.sin(0.5 * np.pi * t)
-        fade_out = np.cos(0.5 * np.pi * t)
+        fade_in, fade_out = _equal_power_fades(crossfade)
         # The start of every cycle is the old tail fading out over the new head fading in.
         cycle[:crossfade] = (noise[period:] * fade_out + noise[:crossfade] * fade_in).astype(np.float32)
     offset %= period
     reps = -(-(offset + length) // period)
     return np.tile(cycle, reps)[offset:offset + length]
+
+
+def _equal_power_fades(length: int) -> tuple[np.ndarray, np.ndarray]:
+    t = (np.arange(length, dtype=np.float64) + 0.5) / length
+    return np.sin(0.5 * np.pi * t), np.cos(0.5 * np.pi * t)
+
+
+def concat_overlaps(sizes, crossfade: int) -> np.ndarray:
+    """Samples by which each piece of a concatenation overlaps the previous one (0 for
+    the first): ``crossfade``, but at most a quarter of either piece."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    overlaps = np.zeros(sizes.size, dtype=np.int64)
+    if sizes.size > 1:
+        overlaps[1:] = np.minimum(crossfade, np.minimum(sizes[:-1], sizes[1:]) // 4)
+    return overlaps
+
+
+def concat_to_length(pieces, length: int, crossfade: int) -> np.ndarray:
+    """``length`` samples of ``pieces`` played one after another, each joined to the
+    previous one with an equal-power crossfade (:func:`concat_overlaps`), as a loop is
+    joined to itself. The pieces must cover ``length``; later ones may go unused."""
+    out = np.empty(length, dtype=np.float32)
+    overlaps = concat_overlaps([p.size for p in pieces], crossfade)
+    position = 0
+    for piece, overlap in zip(pieces, overlaps):
+        if position >= length:
+            break
+        piece = np.asarray(piece, dtype=np.float32)
+        if overlap:
+            fade_in, fade_out = _equal_power_fades(int(overlap))
+            joint = slice(position - overlap, position)
+            out[joint] = (out[joint] * fade_out + piece[:overlap] * fade_in).astype(np.float32)
+        count = min(piece.size - overlap, length - position)
+        out[position:position + count] = piece[overlap:overlap + count]
+        position += count
+    if position < length:
+        raise ValueError(f"the noise pieces cover {position} of the {length} samples needed")
+    return out
 
 
 def mix(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float, noise_gain: float) -> np.ndarray:

@@ -41,7 +41,7 @@ FORMATS = ("lhotse", "csv")
 CSV_COLUMNS = (S.MIXTURE_ID, S.SPLIT, S.SAMPLE_RATE, S.NUM_OUTPUT_FRAMES, "clean_root", "clean_path", S.CLEAN_OFFSET,
                "clean_offset_s", S.CLEAN_GAIN, "noise_root", "noise_path", S.NOISE_OFFSET, "noise_offset_s",
                S.NOISE_LOOPED, S.NOISE_GAIN, S.SNR_DB, S.NOISE_CATEGORY, S.NOISE_SUBCATEGORY, S.TAGS,
-               S.NOISE_TRANSFORMS, S.MIXTURE_TRANSFORMS)
+               S.NOISE_TRANSFORMS, S.MIXTURE_TRANSFORMS, "noise_next_paths")
 
 
 def export_manifest(directory: Path, fmt: str, out: Path, roots: dict[str, Path] | None = None) -> int:
@@ -91,6 +91,8 @@ def lhotse_lines(manifest: Manifest, roots: dict[str, Path] | None = None) -> li
                                mixture[S.NOISE_GAIN], roots or {},
                                {"role": "noise", "category": mixture[S.NOISE_CATEGORY],
                                 "subcategory": mixture[S.NOISE_SUBCATEGORY], "looped": bool(mixture[S.NOISE_LOOPED]),
+                                # --noise-fill concat: recordings joined after this one (not a Lhotse notion)
+                                "following": list(mixture[S.NOISE_NEXT_IDS]),
                                 "transforms": json.loads(mixture[S.NOISE_TRANSFORMS])})
             cut = {"id": mixture[S.MIXTURE_ID], "type": "MixedCut",
                    "tracks": [{"cut": clean, "offset": 0.0}, {"cut": noise, "offset": 0.0, "snr": float(mixture[S.SNR_DB])}],
@@ -117,5 +119,6 @@ def csv_text(manifest: Manifest) -> str:
             repr(float(m[S.NOISE_GAIN])), repr(float(m[S.SNR_DB])) if S.snr_is_defined(m[S.SNR_DB]) else "",
             m[S.NOISE_CATEGORY], m[S.NOISE_SUBCATEGORY], ";".join(m[S.TAGS]),
             m[S.NOISE_TRANSFORMS], m[S.MIXTURE_TRANSFORMS],
+            ";".join(f"{sources.loc[i, S.ROOT]}/{sources.loc[i, S.PATH]}" for i in m[S.NOISE_NEXT_IDS]),
         ])
     return buffer.getvalue()

@@ -89,13 +89,15 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     directory = Path(directory)
     info = S.read_info(directory)
     sources = _read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA).to_pandas()
-    mixtures = _read_table(directory / S.MIXTURES_FILE, S.MIXTURES_SCHEMA).to_pandas()
+    mixtures_path = directory / S.MIXTURES_FILE
+    mixtures = S.with_optional_columns(_read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path)).to_pandas()
     for source_id, path in zip(sources[S.SOURCE_ID], sources[S.PATH]):
         S.check_relative_path(path, f"{directory / S.SOURCES_FILE} (source {source_id})")
     if sources[S.SOURCE_ID].duplicated().any():
         raise S.ManifestError(f"{directory / S.SOURCES_FILE}: duplicate source ids")
     known = set(sources[S.SOURCE_ID])
-    used = set(mixtures[S.CLEAN_SOURCE_ID]) | (set(mixtures[S.NOISE_SOURCE_ID]) - {""})
+    used = (set(mixtures[S.CLEAN_SOURCE_ID]) | (set(mixtures[S.NOISE_SOURCE_ID]) - {""})
+            | {i for ids in mixtures[S.NOISE_NEXT_IDS] for i in ids})
     if used - known:
         raise S.ManifestError(
             f"{directory / S.MIXTURES_FILE}: {len(used - known)} source id(s) not in sources.parquet, "
@@ -104,8 +106,8 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     _check_mixture_names(mixtures, directory / S.MIXTURES_FILE)
     merged_roots = {name: Path(p) for name, p in info.get("roots", {}).items()}
     merged_roots.update(roots or {})
-    for column in (S.TAGS,):
-        sources[column] = sources[column].map(list)
+    sources[S.TAGS] = sources[S.TAGS].map(list)
+    for column in (S.TAGS, S.NOISE_NEXT_IDS):
         mixtures[column] = mixtures[column].map(list)
     return Manifest(directory, info, sources.set_index(S.SOURCE_ID, drop=False), mixtures, merged_roots)
 
@@ -176,8 +178,9 @@ def write_manifest(directory: Path, sources: pa.Table, mixtures: pa.Table, info:
     directory.mkdir(parents=True, exist_ok=True)
     sources = S.validate_table(sources, S.SOURCES_SCHEMA, "sources")
     mixtures = S.validate_table(mixtures, S.MIXTURES_SCHEMA, "mixtures")
+    mixtures, version = S.without_unused_optional_columns(mixtures)
     info = dict(info)
-    info["schema_version"] = S.SCHEMA_VERSION
+    info["schema_version"] = version
     info["fingerprints"] = dict(info.get("fingerprints", {}),
                                 sources=table_fingerprint(sources), mixtures=table_fingerprint(mixtures))
     (directory / S.INFO_FILE).unlink(missing_ok=True)

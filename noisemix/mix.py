@@ -15,8 +15,14 @@ from .manifest import Manifest
 __all__ = ["Mixer", "MixResult", "noise_segment", "mix_row", "mix_at_snr", "is_elementwise"]
 
 
-def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
-    """The unscaled noise a row mixes: a crop, or a crossfaded loop for short noise."""
+def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int,
+                  following=()) -> np.ndarray:
+    """The unscaled noise a row mixes: a crop, a crossfaded loop for short noise, or, with
+    ``following`` recordings (``--noise-fill concat``), the noise from ``offset`` on and then
+    each following recording whole, crossfaded one into the next (``crossfade`` is the
+    build's crossfade in samples there, shortened at each joint to a quarter of its pieces)."""
+    if len(following):
+        return dsp.concat_to_length([noise[offset:], *following], length, crossfade)
     if looped:
         return dsp.loop_to_length(noise, length, offset, crossfade)
     segment = noise[offset:offset + length]
@@ -79,6 +85,12 @@ class Mixer:
         if S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
             return None
         audio = self.source(row[S.NOISE_SOURCE_ID])
+        following = row.get(S.NOISE_NEXT_IDS, ())
+        if len(following):  # a sequence is made whole, then cut (it is not periodic)
+            segment = noise_segment(audio, int(row[S.NOISE_OFFSET]), start + length, False,
+                                    dsp.crossfade_samples(self.sample_rate, self.crossfade_s),
+                                    [self.source(i) for i in following])
+            return segment[start:start + length]
         crossfade = dsp.crossfade_length(audio.size, self.sample_rate, self.crossfade_s)
         return noise_segment(audio, int(row[S.NOISE_OFFSET]) + start, length, bool(row[S.NOISE_LOOPED]), crossfade)
 

@@ -113,7 +113,7 @@ class _Job:
             self._mixer = Mixer(manifest, Path(self.cache_dir) if self.cache_dir else None,
                                 memory_mb=RENDER_MEMORY_MB, clean_memory_mb=self.clean_memory_mb)
             # Plain per-column arrays: a row is a few array look-ups, not a pandas Series.
-            self._columns = {name: manifest.mixtures[name].to_numpy(object) for name in S.MIXTURES_SCHEMA.names}
+            self._columns = {name: manifest.mixtures[name].to_numpy(object) for name in S.MIXTURES_FULL_SCHEMA.names}
         return self._mixer
 
     def row(self, position: int) -> dict:

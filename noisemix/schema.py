@@ -12,7 +12,9 @@ A manifest is a directory with three files:
     ``noise_source_id`` is a clean reference (no noise); every other row mixes
     ``clean_gain * clean[clean_offset : clean_offset + num_frames]`` with
     ``noise_gain * noise_segment``, where the noise segment starts at ``noise_offset``
-    of the (looped when ``noise_looped``) noise source. All offsets and lengths are in
+    of the (looped when ``noise_looped``) noise source, or, where ``noise_next_ids`` is
+    not empty (schema version 2), goes on into those recordings one after another,
+    crossfaded (``--noise-fill concat``). All offsets and lengths are in
     samples at the manifest's ``sample_rate``, after downmix to mono and resampling.
 ``manifest.json``
     Schema and tool versions, the fully resolved build spec, seed, resampler and
@@ -27,6 +29,7 @@ import posixpath
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 __all__ = [
     "SCHEMA_VERSION", "SOURCES_SCHEMA", "MIXTURES_SCHEMA", "RENDERS_SCHEMA",
@@ -34,7 +37,7 @@ __all__ = [
     "check_relative_path", "read_info", "INFO_KEYS",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest this noisemix reads; a manifest records the oldest that describes it
 
 SOURCES_FILE = "sources.parquet"
 MIXTURES_FILE = "mixtures.parquet"
@@ -91,7 +94,9 @@ NOISE_SOURCE_ID = "noise_source_id"  # '' for a clean reference row
 NOISE_CATEGORY = "noise_category"    # '' for a clean reference row
 NOISE_SUBCATEGORY = "noise_subcategory"
 NOISE_OFFSET = "noise_offset"    # first sample of the noise segment (in the loop when looped)
-NOISE_LOOPED = "noise_looped"    # noise shorter than the segment: looped with a crossfade
+NOISE_LOOPED = "noise_looped"    # noise shorter than the segment: looped with a crossfade (or, with
+                                 # noise_next_ids, a recording of the sequence repeats)
+NOISE_NEXT_IDS = "noise_next_ids"  # recordings joined after noise_source_id, in order ([]: none)
 SNR_DB = "snr_db"                # target SNR; NaN for a clean reference row
 CLEAN_GAIN = "clean_gain"        # final linear gain on the clean segment (clipping guard included)
 NOISE_GAIN = "noise_gain"        # final linear gain on the noise segment; 0 for clean rows
@@ -118,6 +123,40 @@ MIXTURES_SCHEMA = pa.schema([
     pa.field(NOISE_TRANSFORMS, pa.string(), nullable=False),
     pa.field(MIXTURE_TRANSFORMS, pa.string(), nullable=False),
 ])
+
+# Columns a manifest carries only where a row uses them (schema version 2 on): absent,
+# every row has the default, so manifests that do not use them stay as they were.
+OPTIONAL_MIXTURE_FIELDS = {NOISE_NEXT_IDS: (pa.field(NOISE_NEXT_IDS, pa.list_(pa.string()), nullable=False), 2)}
+# Every column a loaded manifest's mixtures have (a build writes this, less unused optional columns).
+MIXTURES_FULL_SCHEMA = pa.schema(list(MIXTURES_SCHEMA) + [f for f, _ in OPTIONAL_MIXTURE_FIELDS.values()])
+
+
+def with_optional_columns(table: pa.Table, where: str) -> pa.Table:
+    """``table`` with every optional mixtures column, checked where present, empty where not."""
+    for name, (field, _) in OPTIONAL_MIXTURE_FIELDS.items():
+        if name in table.column_names:
+            column = table.column(name)
+            if column.type != field.type:
+                raise ManifestError(f"{where}: column {name} has type {column.type}, expected {field.type}")
+            if column.null_count:
+                raise ManifestError(f"{where}: column {name} has {column.null_count} empty value(s)")
+        else:
+            table = table.append_column(field, pa.array([[]] * table.num_rows, type=field.type))
+    return table
+
+
+def without_unused_optional_columns(table: pa.Table) -> tuple[pa.Table, int]:
+    """``table`` without the optional columns no row uses, and the schema version it needs."""
+    version = 1
+    for name, (field, since) in OPTIONAL_MIXTURE_FIELDS.items():
+        if name not in table.column_names:
+            continue
+        if pa.compute.max(table.column(name).combine_chunks().value_lengths()).as_py():
+            version = max(version, since)
+        else:
+            table = table.drop_columns([name])
+    return table, version
+
 
 # --- renders.parquet (written by `noisemix render` next to the audio) -------------
 OUTPUT_PATH = "output_path"      # relative to the render directory

@@ -97,6 +97,12 @@ LEVEL_POLICIES = ("match-clean", "as-mixed")
 # still need the clipping guard on their own (median 2.1 dB more); with 0 dB, 87%.
 DEFAULT_HEADROOM_DB = 6.0
 
+# How a noise recording shorter than its clean segment is extended. loop: repeated with a
+# crossfade. concat: followed by other recordings of the same category and split (each
+# once, in an order drawn from the seed and the row's key), crossfaded one into the next,
+# so speech is not one prompt said ten times; recordings repeat only when the pool runs out.
+NOISE_FILLS = ("loop", "concat")
+
 
 @dataclass(frozen=True)
 class BuildSpec:
@@ -115,6 +121,7 @@ class BuildSpec:
     clip_policy: str = "scale"                    # scale | none
     level: str = "match-clean"                    # match-clean | as-mixed (see LEVEL_POLICIES)
     headroom_db: float = DEFAULT_HEADROOM_DB      # match-clean: clean peak this far below full scale
+    noise_fill: str = "loop"                      # loop | concat (see NOISE_FILLS)
     clean_references: bool = True
     split_fractions: tuple = (0.8, 0.1, 0.1)
     crossfade_s: float = 0.01
@@ -134,6 +141,7 @@ class BuildSpec:
         _require(self.clip_policy in ("scale", "none"), "clip_policy", "'scale' or 'none'")
         _require(self.level in LEVEL_POLICIES, "level", " or ".join(f"'{p}'" for p in LEVEL_POLICIES))
         _require(0 <= self.headroom_db <= 40, "headroom_db", "0..40 dB")
+        _require(self.noise_fill in NOISE_FILLS, "noise_fill", " or ".join(f"'{f}'" for f in NOISE_FILLS))
         _require(len(self.split_fractions) == 3 and all(f >= 0 for f in self.split_fractions)
                  and abs(sum(self.split_fractions) - 1) < 1e-6, "split_fractions", "three non-negative numbers summing to 1")
         _require(0 <= self.crossfade_s <= 1, "crossfade_s", "0..1 seconds")
@@ -171,6 +179,8 @@ class BuildSpec:
         data["mixture_transforms"] = [t.to_dict() for t in self.mixture_transforms]
         # Absent when unused, so manifests of builds without per-split options are unchanged.
         data.pop("splits")
+        if self.noise_fill == "loop":
+            data.pop("noise_fill")
         if self.splits:
             data["splits"] = {split: _split_dict(options) for split, options in sorted(self.splits.items())}
         return data
