@@ -72,12 +72,28 @@ def check_tags(saved: list[str], manifest_tags: list[str], where: str) -> None:
                        f"manifest's ({len(manifest_tags)} tags): {detail}")
 
 
+def _as_model(state: dict) -> dict:
+    """A ``last.pt``'s networks and metadata in the layout of a ``best.pt``: the model as
+    training left it (at its last checkpoint), selected by no rule."""
+    progress = state["progress"]
+    return {"kind": "model", "model_config": state["model_config"], "tags": state["tags"], "method": state["method"],
+            "seed": state["config"]["seed"], "stage": progress["stage"], "step": progress["step"],
+            "global_step": progress["global_step"], "valid_pr_auc": float("nan"),
+            "selected_by": "none: the last checkpoint of training (last.pt)",
+            "fe": state["fe"], "lp": state["lp"], "dc": state["dc"]}
+
+
 def load_model(path: Path):
-    """``(nets, state)`` from a ``best.pt``: the networks in eval mode and the saved metadata."""
+    """``(nets, state)`` from a ``best.pt`` (or a ``last.pt``: the model as training left it):
+    the networks in eval mode and the saved metadata."""
     from .data import domain_classes
     from .models import Nets
 
-    state = load(path, kind="model")
+    state = load(path)
+    if state.get("kind") == "train":
+        state = _as_model(state)
+    elif state.get("kind") != "model":
+        raise DatError(f"{path}: a {state.get('kind')!r} checkpoint, expected a model or a training checkpoint")
     config = model_config_of(state)
     nets = Nets(config, len(state["tags"]), domain_classes(config.dc_mode))
     try:

@@ -291,9 +291,9 @@ def claims_markdown(result: dict, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_claims(result: dict, out_dir: Path, header: str) -> None:
+def write_claims(result: dict, out_dir: Path, header: str, stem: str = "claims") -> None:
     from .io import write_json, write_text
 
     out_dir = Path(out_dir)
-    write_json(result, out_dir / "claims.json")
-    write_text(claims_markdown(result, header), out_dir / "claims.md")
+    write_json(result, out_dir / f"{stem}.json")
+    write_text(claims_markdown(result, header), out_dir / f"{stem}.md")

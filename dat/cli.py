@@ -186,6 +186,7 @@ def evaluate(
     name: str = typer.Option("eval", help="write each run's reports to RUN/NAME (one name per test manifest)"),
     out: Optional[Path] = typer.Option(None, help="folder for the combined table and plot (several runs)"),
     split: str = typer.Option("test", help="split to score (test; valid for checks)"),
+    which: str = typer.Option("best", "--checkpoint", help="best: the model the selection rule chose (best.pt); last: the model as training left it (last.pt), for results at a fixed budget"),
     root: List[str] = typer.Option([], "--root"),
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(2, help="loader workers"),
@@ -204,7 +205,8 @@ def evaluate(
         loaded = _load_manifest(manifest, root)
         all_metrics = []
         for run in runs:
-            metrics, per_tag, predictions = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir)
+            metrics, per_tag, predictions = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir,
+                                                        which=which)
             write_run_reports(metrics, per_tag, run / name, predictions)
             all_metrics.append(metrics)
             typer.echo(f"{run}: clean ROC-AUC / PR-AUC {score_cell(metrics.get('clean'))}, "

@@ -104,18 +104,26 @@ def run_label(metrics: dict) -> str:
     return f"{metrics['method']} (seed {metrics['seed']})"
 
 
+CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}  # --checkpoint: the selected model, or training's end
+
+
 def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int = 32, num_workers: int = 2,
-                 cache_dir: Path | None = None, progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """``(metrics, per-tag table, clip predictions)`` of a run's ``best.pt`` on ``split`` of ``manifest``."""
+                 cache_dir: Path | None = None, progress: bool = True,
+                 which: str = "best") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """``(metrics, per-tag table, clip predictions)`` of a run's ``best.pt`` (or, ``which="last"``,
+    of the model as training left it) on ``split`` of ``manifest``."""
     from .config import RunConfig
     from .memory import keep_freed_memory
 
     keep_freed_memory()
     run_dir = Path(run_dir)
-    nets, state = checkpoint.load_model(run_dir / "best.pt")
+    if which not in CHECKPOINTS:
+        raise DatError(f"--checkpoint {which!r}: choose {' or '.join(CHECKPOINTS)}")
+    path = run_dir / CHECKPOINTS[which]
+    nets, state = checkpoint.load_model(path)
     config = RunConfig(model=checkpoint.model_config_of(state))
     tags = check_manifest(manifest, config)
-    checkpoint.check_tags(state["tags"], tags, str(run_dir / "best.pt"))
+    checkpoint.check_tags(state["tags"], tags, str(path))
     rows = labelled_rows(manifest, split)
     audio = make_audio(manifest, config, cache_dir)
     dataset = ChunkDataset(rows, audio, config.model.input_length)
@@ -127,6 +135,7 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
     metrics = {"run": str(run_dir), "method": state["method"], "seed": state["seed"], "split": split,
                "manifest": str(manifest.directory),
                "manifest_fingerprints": manifest.info.get("fingerprints", {}),
+               "checkpoint": which,
                "selected_at": {"stage": state["stage"], "step": state["step"], "valid_pr_auc": state["valid_pr_auc"],
                                "rule": state.get("selected_by", "")},
                "num_tags": len(tags), "min_clips": MIN_CLIPS, **group_metrics(rows, labels, probs)}

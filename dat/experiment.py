@@ -8,8 +8,11 @@ experiment then runs, as separate processes, ``jobs`` at a time:
 2. per seed, one stage 1 (FE + LP on clean music), shared by every arm of that seed through
    ``dat train --stage1-from`` (all methods start from the same stage 1, so arms are paired);
 3. per arm and seed, the rest of the method (stage 3, and stage 2 for ``dat``), same budget;
-4. per arm and seed, ``dat evaluate`` on the test manifest (per-clip predictions kept);
-5. :mod:`dat.claims` on all predictions: ``claims.md`` / ``claims.json`` and plots.
+4. per arm and seed, ``dat evaluate`` on the test manifest (per-clip predictions kept), of the
+   selected model and of the model as training left it;
+5. :mod:`dat.claims` on all predictions: ``claims.md`` / ``claims.json`` (selected models, the
+   pre-registered comparison), ``claims-last.md`` / ``.json`` (the same budget for every arm,
+   no selection) and plots.
 
 Each finished task leaves a marker in ``DIR/done``; an interrupted experiment re-run with
 the same command resumes (training runs continue from their last checkpoint). Logs of
@@ -144,7 +147,8 @@ class Layout:
         return self.out / "configs" / f"{arm}.json"
 
 
-EVAL_NAME = "eval-test"
+EVAL_NAME = "eval-test"            # the selected model (best.pt): the pre-registered comparison
+EVAL_LAST_NAME = "eval-test-last"  # the model as training left it (last.pt): the same budget for every arm
 
 
 def _train_argv(layout: Layout, recipe: Recipe, manifest: str, out: Path, method: str, seed: int,
@@ -177,10 +181,11 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
             resume = [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"]
             tasks.append(Task(f"train:{arm}:seed{seed}", argv + ["--stage1-from", str(layout.stage1(seed))],
                               [f"stage1:seed{seed}", f"build:{spec['manifest']}"], 3.0, resume, out / "last.pt"))
-            evaluate = [sys.executable, "-m", "dat", "evaluate", str(out), "-m", str(layout.manifest(recipe.test)),
-                        "--name", EVAL_NAME, "--workers", "0"]
-            tasks.append(Task(f"eval:{arm}:seed{seed}", evaluate, [f"train:{arm}:seed{seed}",
-                                                                    f"build:{recipe.test}"], 1.0))
+            for kind, name in (("eval", EVAL_NAME), ("eval-last", EVAL_LAST_NAME)):
+                evaluate = [sys.executable, "-m", "dat", "evaluate", str(out), "-m", str(layout.manifest(recipe.test)),
+                            "--name", name, "--workers", "0", "--checkpoint", "best" if kind == "eval" else "last"]
+                tasks.append(Task(f"{kind}:{arm}:seed{seed}", evaluate, [f"train:{arm}:seed{seed}",
+                                                                          f"build:{recipe.test}"], 1.0))
     return tasks
 
 

@@ -17,12 +17,13 @@ from .claims import analyse, early_change_rows, load_test_predictions, write_cla
 __all__ = ["write_report", "finished_runs", "stage3_curves"]
 
 
-def finished_runs(recipe, layout) -> dict[str, dict[int, Path]]:
+def finished_runs(recipe, layout, eval_name: str | None = None) -> dict[str, dict[int, Path]]:
     """``arm -> seed -> run dir`` of every evaluated run, restricted to seeds every listed arm has."""
     from .experiment import EVAL_NAME
 
+    eval_name = eval_name or EVAL_NAME
     runs = {arm: {s: layout.run(arm, s) for s in recipe.seeds
-                  if (layout.run(arm, s) / EVAL_NAME / "predictions.parquet").is_file()} for arm in recipe.arms}
+                  if (layout.run(arm, s) / eval_name / "predictions.parquet").is_file()} for arm in recipe.arms}
     runs = {arm: by_seed for arm, by_seed in runs.items() if by_seed}
     if not runs:
         return {}
@@ -121,19 +122,43 @@ def _shown(path: Path) -> str:
 
 
 def write_report(recipe, layout) -> Path | None:
-    from .experiment import EVAL_NAME
+    from .experiment import EVAL_LAST_NAME, EVAL_NAME
     from .experiment_plots import plot_experiment
 
     runs = finished_runs(recipe, layout)
     if not runs:
         print("no arm has been evaluated yet: nothing to report", file=sys.stderr)
         return None
+    curves = _curve_rows(recipe, layout, runs)
     test = load_test_predictions(runs, EVAL_NAME)
-    result = analyse(test, _curve_rows(recipe, layout, runs), resamples=recipe.resamples, margin=recipe.clean_margin)
-    write_claims(result, layout.out, _header(recipe, layout, runs))
+    result = analyse(test, curves, resamples=recipe.resamples, margin=recipe.clean_margin)
+    header = _header(recipe, layout, runs)
+    write_claims(result, layout.out, header + "\n\n" + _selection_line(runs))
     plot_experiment(result, runs, layout.out)
     print(f"claims: {layout.out / 'claims.md'}", file=sys.stderr)
+    last_runs = finished_runs(recipe, layout, EVAL_LAST_NAME)
+    if last_runs == runs:
+        last = analyse(load_test_predictions(runs, EVAL_LAST_NAME), curves, resamples=recipe.resamples,
+                       margin=recipe.clean_margin)
+        write_claims(last, layout.out, header + "\n\n" + LAST_NOTE, stem="claims-last")
+        print(f"claims at the end of training: {layout.out / 'claims-last.md'}", file=sys.stderr)
     return layout.out / "claims.md"
+
+
+LAST_NOTE = ("**Models as training left them** (each run's `last.pt`: stage 3's last checkpoint, after its "
+             "steps or its early stop), not the ones the selection rule chose (`claims.md`): every arm at the "
+             "same budget, a secondary analysis beside the pre-registered one.")
+
+
+def _selection_line(runs) -> str:
+    """How often the clean-validation rule kept stage 1's model: then the arm's own stage
+    3 does not reach the test, and arms of one seed share their test predictions."""
+    chosen = [json.loads((run / "selection.json").read_text())["chosen"]["stage"]
+              for by_seed in runs.values() for run in by_seed.values() if (run / "selection.json").is_file()]
+    stage1 = sum(stage == 1 for stage in chosen)
+    return (f"Selected checkpoints: the selection rule kept stage 1's model in {stage1} of {len(chosen)} runs "
+            f"(those runs are scored on the shared stage-1 model; see `claims-last.md` for every run at the end "
+            f"of its training).")
 
 
 def read_logs(runs: dict[int, Path], name: str) -> pd.DataFrame:

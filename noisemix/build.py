@@ -256,12 +256,46 @@ def _choose_noise(rows, sources, index, spec, roots, audio, report) -> pd.DataFr
             break
         _draw_noise(rows, pending, codes[pending], pools, index, spec, attempt, roots, audio, sources)
         silent = dsp.power_db(rows["noise_power"].to_numpy()[pending]) < spec.silence_dbfs
-        report.counts["silent noise segments redrawn"] += int(silent.sum()) if attempt < spec.max_redraws else 0
-        pending = pending[silent]
+        too_looped = (_repeats(rows.iloc[pending], index, spec) > spec.max_loops if spec.max_loops is not None
+                      else np.zeros(len(pending), dtype=bool))
+        if attempt < spec.max_redraws:
+            report.counts["silent noise segments redrawn"] += int(silent.sum())
+            if spec.max_loops is not None:
+                report.counts["noise segments redrawn (would loop more than --max-loops)"] += int((too_looped & ~silent).sum())
+        pending, silent = pending[silent | too_looped], silent[silent | too_looped]
     if len(pending):
+        example = rows.iloc[pending[0]]
+        if not silent.all():
+            raise NoisemixError(f"{len(pending)} mixture(s) would loop their noise more than --max-loops "
+                                f"{spec.max_loops} times after {spec.max_redraws} redraws, e.g. {example['clean_id']} "
+                                f"({example['category']}); add longer recordings, raise --max-loops or use "
+                                f"--noise-fill concat")
         raise NoisemixError(f"{len(pending)} mixture(s) found only silent noise after {spec.max_redraws} redraws, "
-                            f"e.g. {rows['clean_id'].iloc[pending[0]]}; check the noise corpus")
+                            f"e.g. {example['clean_id']}; check the noise corpus")
+    _note_looped(rows, report)
     return rows
+
+
+def _repeats(rows, index, spec) -> np.ndarray:
+    """How often each row's noise starts a recording over: the loops of a looped recording,
+    or the most repeated recording of a sequence (0 when nothing repeats)."""
+    out = np.zeros(len(rows), dtype=np.int64)
+    for i, (position, offset, length, looped, following) in enumerate(zip(
+            rows["noise"], rows["noise_offset"], rows["length"], rows["looped"], rows["following"])):
+        if following:
+            out[i] = max(Counter((position, *following)).values()) - 1
+        elif looped:
+            frames = int(index.frames[position])
+            period = frames - dsp.crossfade_length(frames, spec.sample_rate, spec.crossfade_s)
+            out[i] = -(-(offset % period + length) // period) - 1
+    return out
+
+
+def _note_looped(rows, report) -> None:
+    """The build summary's line on looped noise, per category."""
+    looped = rows.groupby("category")["looped"].agg(["sum", "size"])
+    report.notes.append("looped noise: " + ", ".join(f"{category} {int(n)} of {int(total)} ({n / total:.0%})"
+                                                     for category, (n, total) in looped.iterrows()))
 
 
 def _pool_codes(rows) -> tuple[np.ndarray, list[tuple[str, str]]]:

@@ -122,6 +122,7 @@ class BuildSpec:
     level: str = "match-clean"                    # match-clean | as-mixed (see LEVEL_POLICIES)
     headroom_db: float = DEFAULT_HEADROOM_DB      # match-clean: clean peak this far below full scale
     noise_fill: str = "loop"                      # loop | concat (see NOISE_FILLS)
+    max_loops: int | None = None                  # a recording repeats at most this often in a row (None: no limit)
     clean_references: bool = True
     split_fractions: tuple = (0.8, 0.1, 0.1)
     crossfade_s: float = 0.01
@@ -142,6 +143,7 @@ class BuildSpec:
         _require(self.level in LEVEL_POLICIES, "level", " or ".join(f"'{p}'" for p in LEVEL_POLICIES))
         _require(0 <= self.headroom_db <= 40, "headroom_db", "0..40 dB")
         _require(self.noise_fill in NOISE_FILLS, "noise_fill", " or ".join(f"'{f}'" for f in NOISE_FILLS))
+        _require(self.max_loops is None or self.max_loops >= 0, "max_loops", ">= 0")
         _require(len(self.split_fractions) == 3 and all(f >= 0 for f in self.split_fractions)
                  and abs(sum(self.split_fractions) - 1) < 1e-6, "split_fractions", "three non-negative numbers summing to 1")
         _require(0 <= self.crossfade_s <= 1, "crossfade_s", "0..1 seconds")
@@ -181,6 +183,8 @@ class BuildSpec:
         data.pop("splits")
         if self.noise_fill == "loop":
             data.pop("noise_fill")
+        if self.max_loops is None:
+            data.pop("max_loops")
         if self.splits:
             data["splits"] = {split: _split_dict(options) for split, options in sorted(self.splits.items())}
         return data

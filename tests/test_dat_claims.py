@@ -151,6 +151,11 @@ def test_experiment_runs_resumes_and_reports(tmp_path):
     control = json.loads((out / "runs" / "seed0" / "dat-lambda0" / "config.json").read_text())
     assert control["train"]["lambda_max"] == 0.0 and control["train"]["stage3"]["steps"] == 6  # arm over recipe
     assert "dat-lambda0: train.lambda_max=0.0" in (out / "claims.md").read_text()
+    assert "the selection rule kept stage 1's model in" in (out / "claims.md").read_text()
+    last = json.loads((out / "claims-last.json").read_text())  # every run at the end of its training too
+    assert set(last["absolute"]) == set(claims["absolute"]) and "last.pt" in (out / "claims-last.md").read_text()
+    metrics = json.loads((out / "runs" / "seed0" / "dat" / "eval-test-last" / "metrics.json").read_text())
+    assert metrics["checkpoint"] == "last" and metrics["selected_at"]["stage"] == 3
     assert claims["claims"]["a"]["rows"][0]["verdict"].startswith("n/a (")  # the synthetic test split is tiny
     for name in ("claims.md", "auc_vs_snr.png", "dc_accuracy.png", "timings.csv"):
         assert (out / name).is_file(), name

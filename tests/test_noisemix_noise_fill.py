@@ -101,3 +101,34 @@ def test_render_measures_the_rows_snr_and_verify_passes(concat, tmp_path):
     assert np.allclose(measured, rows[S.SNR_DB].to_numpy()[noisy], atol=0.05)  # 16-bit rounding only
     problems = verify_manifest(concat.directory, roots=concat.roots, renders=out, progress=False)
     assert [p for p in problems if "not rendered" not in p] == []  # only the train split is left out
+
+
+def _loops(manifest) -> np.ndarray:
+    """How often each noisy row's recording starts over, from the manifest alone."""
+    rows = manifest.mixtures[manifest.mixtures[S.NOISE_CATEGORY] != ""]
+    mixer = Mixer(manifest)
+    frames = np.array([mixer.source(i).size for i in rows[S.NOISE_SOURCE_ID]])  # at the manifest's rate
+    crossfade = np.minimum(round(0.01 * manifest.sample_rate), frames // 4)
+    period = frames - crossfade
+    loops = -(-(rows[S.NOISE_OFFSET].to_numpy() % period + rows[S.NUM_OUTPUT_FRAMES].to_numpy()) // period) - 1
+    return np.where(rows[S.NOISE_LOOPED].to_numpy(), loops, 0)
+
+
+def test_max_loops_redraws_beyond_the_limit_and_refuses_in_one_line_when_it_cannot(small_demo_corpus, tmp_path):
+    from noisemix.errors import NoisemixError
+
+    corpus, _ = small_demo_corpus
+    inputs = [CorpusInput("demo", corpus, "clean", subdir="clean"), CorpusInput("demo", corpus, "noise", subdir="noise")]
+    limited = BuildSpec(seed=0, segment_frames=59049, max_segments_per_clip=2, snr=parse_snr("-5:20"),
+                        split_fractions=(0.5, 0.0, 0.5), max_loops=1)
+    info = build_manifest(inputs, limited, tmp_path / "limited", progress=False)
+    manifest = load_manifest(tmp_path / "limited", roots={"demo": corpus})
+    assert info["report"]["counts"]["noise segments redrawn (would loop more than --max-loops)"] > 0
+    loops = _loops(manifest)
+    assert loops.max() <= 1 and (loops == 1).any()  # the limit holds, and was needed
+    assert any(note.startswith("looped noise: ") for note in info["report"]["notes"])  # the build summary
+    whole = BuildSpec(seed=0, segment_frames=None, snr=parse_snr("-5:20"), split_fractions=(0.5, 0.0, 0.5), max_loops=0)
+    with pytest.raises(NoisemixError, match="--max-loops 0 .* use --noise-fill concat") as error:
+        build_manifest(inputs, whole, tmp_path / "whole", progress=False)
+    assert "\n" not in str(error.value)
+    build_manifest(inputs, BuildSpec(**{**whole.__dict__, "noise_fill": "concat"}), tmp_path / "whole", progress=False)
