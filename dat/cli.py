@@ -58,11 +58,13 @@ def _parse_sets(pairs: list[str]) -> dict:
     return out
 
 
-def _load_manifest(manifest: Path, roots: list[str]):
-    from noisemix import load_manifest
+def _load_manifest(manifest: Path, roots: list[str], fold: int = -1):
+    """The manifest, with fold ``fold`` as its test split where it is >= 0 (``--folds`` builds)."""
+    from noisemix import load_manifest, select_fold
     from noisemix.manifest import parse_roots
 
-    return load_manifest(manifest, parse_roots(roots))
+    loaded = load_manifest(manifest, parse_roots(roots))
+    return select_fold(loaded, fold) if fold >= 0 else loaded
 
 
 def _resolve_config(run: Path, resume: bool, preset: Optional[str], config_file: Optional[Path], method: Optional[str],
@@ -132,6 +134,7 @@ def train(
     set_: List[str] = typer.Option([], "--set", help="override one field, e.g. --set train.stage1.steps=200"),
     seed: Optional[int] = typer.Option(None, help="run seed (default 0)"),
     stage: List[int] = typer.Option([], "--stage", help="run only these stages of the method (repeatable)"),
+    fold: Optional[int] = typer.Option(None, "--fold", help="a manifest built with --folds K: test fold J, validate on the next, train on the rest (kept in the run's config as data.fold)"),
     pretrained: Optional[Path] = typer.Option(None, help="CLMR SampleCNN checkpoint for the FE (skips stage 1)"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     stage1_from: Optional[Path] = typer.Option(None, "--stage1-from",
@@ -166,12 +169,13 @@ def train(
         from .errors import DatError
         from .train import train as run_training
 
-        cfg = _resolve_config(out, resume, preset, config, method, seed, set_)
+        cfg = _resolve_config(out, resume, preset, config, method, seed,
+                              set_ + ([f"data.fold={fold}"] if fold is not None else []))
         if print_config:
             typer.echo(cfg.to_json())
             return
         _check_device(device)
-        result = run_training(cfg, _load_manifest(manifest, root), out, stages=stage or None, pretrained=pretrained,
+        result = run_training(cfg, _load_manifest(manifest, root, cfg.data.fold), out, stages=stage or None, pretrained=pretrained,
                               resume=resume, stage1_from=stage1_from, device=device)
         chosen = result["selection"]["chosen"] or {}
         typer.echo(f"{cfg.method}: stages {result['completed']} done, {result['global_step']} steps; "
@@ -186,6 +190,7 @@ def evaluate(
     name: str = typer.Option("eval", help="write each run's reports to RUN/NAME (one name per test manifest)"),
     out: Optional[Path] = typer.Option(None, help="folder for the combined table and plot (several runs)"),
     split: str = typer.Option("test", help="split to score (test; valid for checks)"),
+    fold: int = typer.Option(-1, "--fold", help="a manifest built with --folds K: score test fold J (as the run was trained with --fold J)"),
     which: str = typer.Option("best", "--checkpoint", help="best: the model the selection rule chose (best.pt); last: the model as training left it (last.pt), for results at a fixed budget"),
     root: List[str] = typer.Option([], "--root"),
     batch_size: int = typer.Option(32),
@@ -202,7 +207,7 @@ def evaluate(
             raise DatError("several runs: pass --out DIR for the combined table and plot")
         if not name or Path(name).name != name or name.startswith("."):
             raise DatError(f"--name {name!r}: a plain folder name, e.g. eval-grid")
-        loaded = _load_manifest(manifest, root)
+        loaded = _load_manifest(manifest, root, fold)
         all_metrics = []
         for run in runs:
             metrics, per_tag, predictions = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir,

@@ -102,6 +102,7 @@ class DataConfig:
     batch_size: int = 16                      # per process (DDP multiplies it by the world size)
     eval_batch_size: int = 32
     num_workers: int = 2                      # loader workers per domain; 0 loads in the main process
+    fold: int = -1                            # a `noisemix build --folds K` manifest: the test fold (-1: its own split)
 
 
 @dataclass

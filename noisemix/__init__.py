@@ -13,7 +13,7 @@ Column names live in :mod:`noisemix.schema`. This package never imports torch.
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from .audio import load_mono
-from .manifest import Manifest, load_manifest, load_renders
+from .manifest import Manifest, load_manifest, load_renders, select_fold
 from .mix import MixResult, Mixer, mix_at_snr, mix_row
 
 try:
@@ -21,5 +21,5 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0"
 
-__all__ = ["Manifest", "load_manifest", "load_renders", "Mixer", "mix_row", "mix_at_snr", "MixResult", "load_mono",
+__all__ = ["Manifest", "load_manifest", "load_renders", "select_fold", "Mixer", "mix_row", "mix_at_snr", "MixResult", "load_mono",
            "__version__"]

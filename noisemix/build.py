@@ -19,13 +19,13 @@ from .audio import DecodedCache, resampler_name, resolve
 from .cache import cache_dir, decoded_dir
 from .energy import IndexRequest, SourceIndex, block_size_for, source_index
 from .errors import AudioError, NoisemixError
-from .manifest import frame_to_table, write_manifest
+from .manifest import fold_split, frame_to_table, write_manifest
 from .mix import noise_segment
 from .adapters import vocabulary as adapter_vocabulary
 from .sources import CorpusInput, scan
 from .spec import BuildSpec
 
-__all__ = ["build_manifest", "assign_splits", "plan_mixtures", "BuildReport"]
+__all__ = ["build_manifest", "assign_splits", "assign_folds", "plan_mixtures", "BuildReport"]
 
 # Streams of draws per mixture key: one name, one number, so adding a draw never shifts others.
 STREAM = {"category": 1, "snr": 2, "noise": 3, "offset": 4, "sequence": 5}
@@ -57,6 +57,7 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     report.skipped_files += scanned.problems
     report.notes += scanned.notes
     sources = assign_splits(scanned.sources, spec.split_fractions)
+    sources = assign_folds(sources, spec.folds) if spec.folds else sources.assign(fold=-1, pool=sources[S.SPLIT])
     roots = {item.root_name: Path(item.root_path).resolve() for item in inputs}
     audio = DecodedCache(spec.sample_rate, decoded_dir(), memory_mb=256)
     sources, index = _index_sources(sources, roots, index_request, on_error, progress, report)
@@ -106,6 +107,26 @@ def assign_splits(sources: pd.DataFrame, fractions) -> pd.DataFrame:
         role, group = leaking.index[0]
         raise NoisemixError(f"{role} group {group!r} is assigned to several splits; a group must stay in one split")
     return sources
+
+
+def assign_folds(sources: pd.DataFrame, folds: int) -> pd.DataFrame:
+    """Deal every group, within each role and noise category, to one of ``folds`` folds
+    (ordered by a hash of the group name, round robin: the same group always lands in the
+    same fold), and name each source's noise pool after its fold, so a clip only meets noise
+    of its own fold. The split columns are fold 0's (test 0, valid 1, train the rest);
+    ``noisemix.select_fold`` moves them to another fold."""
+    sources = sources.copy()
+    sources["fold"] = -1
+    for _, part in sources.groupby([S.ROLE, S.CATEGORY], sort=True):
+        groups = sorted(set(part[S.GROUP]), key=lambda g: (rng.stable_key("split", g), g))
+        if len(groups) < folds:
+            raise NoisemixError(f"--folds {folds}: only {len(groups)} {part[S.ROLE].iloc[0]} group(s)"
+                                f"{' of ' + part[S.CATEGORY].iloc[0] + ' noise' if part[S.CATEGORY].iloc[0] else ''}; "
+                                f"every fold needs at least one")
+        fold_of = {group: i % folds for i, group in enumerate(groups)}
+        sources.loc[part.index, "fold"] = part[S.GROUP].map(fold_of)
+    sources[S.SPLIT] = fold_split(sources["fold"].to_numpy(), folds)
+    return sources.assign(pool=[f"fold {f}" for f in sources["fold"]])
 
 
 def _split_counts(count: int, fractions) -> list[int]:
@@ -161,15 +182,16 @@ def _segments(sources: pd.DataFrame, index: SourceIndex, spec: BuildSpec, report
 def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     """The mixture rows of ``spec`` as a DataFrame in MIXTURES_SCHEMA column order."""
     segments = _segments(sources, index, spec, report)
-    segments = segments.assign(clean_id=sources[S.SOURCE_ID].to_numpy()[segments["position"]],
-                               split=sources[S.SPLIT].to_numpy()[segments["position"]])
+    segments = segments.assign(**{name: sources[column].to_numpy()[segments["position"]] for name, column in
+                                  (("clean_id", S.SOURCE_ID), ("split", S.SPLIT), ("fold", "fold"), ("pool", "pool"))})
     segments["power"] = _fill_unaligned(segments, sources, roots, audio, spec)
     silent = dsp.power_db(segments["power"].to_numpy()) < spec.silence_dbfs
     report.counts["silent clean segments skipped"] += int(silent.sum())
     segments = segments[~silent].reset_index(drop=True)
     rows = _draw_split_rows(segments, sources, spec)
     seg = rows["seg"].to_numpy()
-    rows = rows.assign(**{name: segments[name].to_numpy()[seg] for name in ("clean_id", "segment", "split", "length", "position")})
+    rows = rows.assign(**{name: segments[name].to_numpy()[seg]
+                          for name in ("clean_id", "segment", "split", "fold", "pool", "length", "position")})
     rows = _choose_noise(rows, sources, index, spec, roots, audio, report)
     rows, reference_gain = _gains(rows, segments, index, spec, roots, audio, sources, report)
     if spec.clean_references:
@@ -244,11 +266,12 @@ def _choose_noise(rows, sources, index, spec, roots, audio, report) -> pd.DataFr
     codes, pairs = _pool_codes(rows)
     noise = sources[S.ROLE] == "noise"
     pools = {}
-    for code, (split, category) in enumerate(pairs):
-        pool = np.flatnonzero((noise & (sources[S.SPLIT] == split) & (sources[S.CATEGORY] == category)).to_numpy())
+    for code, (name, category) in enumerate(pairs):
+        pool = np.flatnonzero((noise & (sources["pool"] == name) & (sources[S.CATEGORY] == category)).to_numpy())
         if not len(pool):
-            raise NoisemixError(f"no {category} noise in split {split}: add {category} noise recordings "
-                                f"(noise groups are split {'/'.join(f'{f:g}' for f in spec.split_fractions)})")
+            raise NoisemixError(f"no {category} noise in {'split ' if spec.folds is None else ''}{name}: add "
+                                f"{category} noise recordings (noise groups are split "
+                                f"{'/'.join(f'{f:g}' for f in spec.split_fractions)})")
         pools[code] = pool
     pending = np.arange(len(rows))
     for attempt in range(spec.max_redraws + 1):
@@ -299,8 +322,8 @@ def _note_looped(rows, report) -> None:
 
 
 def _pool_codes(rows) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Each row's (split, category) noise pool as a code into the returned sorted pairs."""
-    split_codes, splits = pd.factorize(rows["split"].to_numpy(object), sort=True)
+    """Each row's noise pool (split or fold, and category) as a code into the returned sorted pairs."""
+    split_codes, splits = pd.factorize(rows["pool"].to_numpy(object), sort=True)
     category_codes, categories = pd.factorize(rows["category"].to_numpy(object), sort=True)
     combined = split_codes * max(len(categories), 1) + category_codes
     used, codes = np.unique(combined, return_inverse=True)
@@ -461,7 +484,8 @@ def _clean_rows(segments: pd.DataFrame, clean_gain: np.ndarray) -> pd.DataFrame:
         "noise_tf": transforms.NO_TRANSFORMS, "mixture_tf": transforms.NO_TRANSFORMS,
         "clean_id": segments["clean_id"].to_numpy(), "segment": segments["segment"].to_numpy(),
         "position": segments["position"].to_numpy(),
-        "split": segments["split"].to_numpy(), "length": segments["length"].to_numpy(),
+        "split": segments["split"].to_numpy(), "fold": segments["fold"].to_numpy(),
+        "length": segments["length"].to_numpy(),
     })
 
 
@@ -489,6 +513,7 @@ def _to_schema(rows: pd.DataFrame, sources: pd.DataFrame, spec: BuildSpec) -> pd
         S.NOISE_SUBCATEGORY: np.where(has_noise, sources[S.SUBCATEGORY].to_numpy(object)[safe], ""),
         S.NOISE_OFFSET: rows["noise_offset"].to_numpy().astype(np.int64),
         S.NOISE_LOOPED: rows["looped"].to_numpy().astype(bool),
+        S.FOLD: rows["fold"].to_numpy().astype(np.int32),
         S.NOISE_NEXT_IDS: [[ids[p] for p in f] if isinstance(f, tuple) else [] for f in rows["following"]],
         S.SNR_DB: rows["snr"].to_numpy().astype(np.float64),
         S.CLEAN_GAIN: rows["clean_gain"].to_numpy().astype(np.float64),

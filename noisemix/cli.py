@@ -72,6 +72,7 @@ def build(
     level: str = typer.Option("match-clean", "--level", help="match-clean: every mixture keeps its clean segment's level, with the clean peak --headroom-db below full scale for the clip's clean and noisy rows alike, so loudness gives away neither the domain nor the SNR; as-mixed: noise added on top of the clean at gain 1, each mixture scaled down alone if it would clip."),
     noise_fill: str = typer.Option("loop", "--noise-fill", help="Noise shorter than its clean segment. loop: repeated with a 10 ms crossfade; concat: followed by other recordings of its category and split, each once, crossfaded (no recording repeats while the pool has unused ones)."),
     max_loops: Optional[int] = typer.Option(None, "--max-loops", help="A noise recording may start over at most this often within one mixture (0: never loop); mixtures that would loop more draw another recording, and the build stops naming them when redraws run out."),
+    folds: Optional[int] = typer.Option(None, "--folds", help="Grouped k-fold benchmark: every clean group and every noise group goes to one of K folds, each clip is mixed only with noise of its fold, and the fold is in the row. The split columns are fold 0's (test 0, valid 1, train the rest); dat --fold J tests fold J. Overrides --split-fractions."),
     headroom_db: float = typer.Option(DEFAULT_HEADROOM_DB, "--headroom-db", help="match-clean: how far below full scale a clip's peak sits (dB), room for the noise; mixtures that would still clip are scaled down alone and counted in the report."),
     clean_references: bool = typer.Option(True, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
     split_fractions: str = typer.Option("0.8,0.1,0.1", "--split-fractions", help="train,valid,test shares for sources without a split."),
@@ -99,7 +100,7 @@ def build(
 
     spec = build_spec(seed=seed, design=design, segment=segment, sample_rate=sample_rate, snr=snr,
                       mixtures_per_segment=mixtures_per_segment, max_segments_per_clip=max_segments_per_clip,
-                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy, level=level, headroom_db=headroom_db, noise_fill=noise_fill, max_loops=max_loops,
+                      category_weight=category_weight, snr_definition=snr_definition, clip_policy=clip_policy, level=level, headroom_db=headroom_db, noise_fill=noise_fill, max_loops=max_loops, folds=folds,
                       clean_references=clean_references, split_fractions=split_fractions,
                       noise_transform=noise_transform, mixture_transform=mixture_transform)
     if clean or noise:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,26 @@ class Manifest:
 
     def split(self, name: str) -> pd.DataFrame:
         return self.mixtures[self.mixtures[S.SPLIT] == name]
+
+
+def select_fold(manifest: Manifest, fold: int) -> Manifest:
+    """The manifest of a ``--folds K`` build with fold ``fold`` as its test split, the next
+    fold (mod K) as validation and the others as training (every clip and every noise
+    recording stays in its fold, so no group meets another split)."""
+    folds = manifest.info.get("spec", {}).get("folds")
+    if not folds:
+        raise S.ManifestError(f"{manifest.directory}: built without folds (noisemix build --folds K); "
+                              f"it has one fixed split")
+    if not 0 <= fold < folds:
+        raise S.ManifestError(f"fold {fold}: {manifest.directory} has folds 0..{folds - 1}")
+    split = fold_split(manifest.mixtures[S.FOLD].to_numpy(), folds, fold)
+    return replace(manifest, mixtures=manifest.mixtures.assign(**{S.SPLIT: split}))
+
+
+def fold_split(fold, folds: int, test_fold: int = 0) -> np.ndarray:
+    """The split of each ``fold`` when ``test_fold`` is tested: the next fold validates, the rest train."""
+    fold = np.asarray(fold)
+    return np.where(fold == test_fold, "test", np.where(fold == (test_fold + 1) % folds, "valid", "train"))
 
 
 def parse_roots(pairs) -> dict[str, Path]:

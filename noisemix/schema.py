@@ -29,7 +29,7 @@ import posixpath
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 
 __all__ = [
     "SCHEMA_VERSION", "SOURCES_SCHEMA", "MIXTURES_SCHEMA", "RENDERS_SCHEMA",
@@ -97,6 +97,7 @@ NOISE_OFFSET = "noise_offset"    # first sample of the noise segment (in the loo
 NOISE_LOOPED = "noise_looped"    # noise shorter than the segment: looped with a crossfade (or, with
                                  # noise_next_ids, a recording of the sequence repeats)
 NOISE_NEXT_IDS = "noise_next_ids"  # recordings joined after noise_source_id, in order ([]: none)
+FOLD = "fold"                    # --folds K: the fold (0..K-1) of the clip and of its noise; -1: no folds
 SNR_DB = "snr_db"                # target SNR; NaN for a clean reference row
 CLEAN_GAIN = "clean_gain"        # final linear gain on the clean segment (clipping guard included)
 NOISE_GAIN = "noise_gain"        # final linear gain on the noise segment; 0 for clean rows
@@ -126,14 +127,18 @@ MIXTURES_SCHEMA = pa.schema([
 
 # Columns a manifest carries only where a row uses them (schema version 2 on): absent,
 # every row has the default, so manifests that do not use them stay as they were.
-OPTIONAL_MIXTURE_FIELDS = {NOISE_NEXT_IDS: (pa.field(NOISE_NEXT_IDS, pa.list_(pa.string()), nullable=False), 2)}
+# name -> (field, the schema version that added it, the value of every row when absent)
+OPTIONAL_MIXTURE_FIELDS = {
+    NOISE_NEXT_IDS: (pa.field(NOISE_NEXT_IDS, pa.list_(pa.string()), nullable=False), 2, []),
+    FOLD: (pa.field(FOLD, pa.int32(), nullable=False), 2, -1),
+}
 # Every column a loaded manifest's mixtures have (a build writes this, less unused optional columns).
-MIXTURES_FULL_SCHEMA = pa.schema(list(MIXTURES_SCHEMA) + [f for f, _ in OPTIONAL_MIXTURE_FIELDS.values()])
+MIXTURES_FULL_SCHEMA = pa.schema(list(MIXTURES_SCHEMA) + [f for f, _, _ in OPTIONAL_MIXTURE_FIELDS.values()])
 
 
 def with_optional_columns(table: pa.Table, where: str) -> pa.Table:
     """``table`` with every optional mixtures column, checked where present, empty where not."""
-    for name, (field, _) in OPTIONAL_MIXTURE_FIELDS.items():
+    for name, (field, _, default) in OPTIONAL_MIXTURE_FIELDS.items():
         if name in table.column_names:
             column = table.column(name)
             if column.type != field.type:
@@ -141,17 +146,20 @@ def with_optional_columns(table: pa.Table, where: str) -> pa.Table:
             if column.null_count:
                 raise ManifestError(f"{where}: column {name} has {column.null_count} empty value(s)")
         else:
-            table = table.append_column(field, pa.array([[]] * table.num_rows, type=field.type))
+            table = table.append_column(field, pa.array([default] * table.num_rows, type=field.type))
     return table
 
 
 def without_unused_optional_columns(table: pa.Table) -> tuple[pa.Table, int]:
     """``table`` without the optional columns no row uses, and the schema version it needs."""
     version = 1
-    for name, (field, since) in OPTIONAL_MIXTURE_FIELDS.items():
+    for name, (field, since, default) in OPTIONAL_MIXTURE_FIELDS.items():
         if name not in table.column_names:
             continue
-        if pa.compute.max(table.column(name).combine_chunks().value_lengths()).as_py():
+        column = table.column(name)
+        used = (pc.greater(pc.list_value_length(column), 0) if pa.types.is_list(field.type)
+                else pc.not_equal(column, default))
+        if pc.any(used).as_py():
             version = max(version, since)
         else:
             table = table.drop_columns([name])

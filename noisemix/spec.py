@@ -123,6 +123,7 @@ class BuildSpec:
     headroom_db: float = DEFAULT_HEADROOM_DB      # match-clean: clean peak this far below full scale
     noise_fill: str = "loop"                      # loop | concat (see NOISE_FILLS)
     max_loops: int | None = None                  # a recording repeats at most this often in a row (None: no limit)
+    folds: int | None = None                      # K: grouped k-fold (fold 0 tested); None: split_fractions
     clean_references: bool = True
     split_fractions: tuple = (0.8, 0.1, 0.1)
     crossfade_s: float = 0.01
@@ -144,6 +145,7 @@ class BuildSpec:
         _require(0 <= self.headroom_db <= 40, "headroom_db", "0..40 dB")
         _require(self.noise_fill in NOISE_FILLS, "noise_fill", " or ".join(f"'{f}'" for f in NOISE_FILLS))
         _require(self.max_loops is None or self.max_loops >= 0, "max_loops", ">= 0")
+        _require(self.folds is None or self.folds >= 3, "folds", ">= 3 (one fold tests, one validates, the rest train)")
         _require(len(self.split_fractions) == 3 and all(f >= 0 for f in self.split_fractions)
                  and abs(sum(self.split_fractions) - 1) < 1e-6, "split_fractions", "three non-negative numbers summing to 1")
         _require(0 <= self.crossfade_s <= 1, "crossfade_s", "0..1 seconds")
@@ -183,8 +185,9 @@ class BuildSpec:
         data.pop("splits")
         if self.noise_fill == "loop":
             data.pop("noise_fill")
-        if self.max_loops is None:
-            data.pop("max_loops")
+        for optional in ("max_loops", "folds"):
+            if data[optional] is None:
+                data.pop(optional)
         if self.splits:
             data["splits"] = {split: _split_dict(options) for split, options in sorted(self.splits.items())}
         return data
