@@ -168,11 +168,16 @@ class MixedAudio:
     def window(self, row, start: int, length: int) -> np.ndarray:
         return self.mixer.mix(row, start=start, length=length)
 
+    def clean_window(self, row, start: int, length: int) -> np.ndarray:
+        """The clean music of the same window, at its clip's level (a teacher's input)."""
+        return self.mixer.clean_reference(row, start, length)
+
     def warm(self, rows: pd.DataFrame, progress: bool) -> None:
         """Decode every source the rows use into the on-disk cache, once, before loaders start."""
         from tqdm import tqdm
 
-        ids = set(rows[S.CLEAN_SOURCE_ID]) | (set(rows[S.NOISE_SOURCE_ID]) - {""})
+        ids = (set(rows[S.CLEAN_SOURCE_ID]) | (set(rows[S.NOISE_SOURCE_ID]) - {""})
+               | {i for ids in rows.get(S.NOISE_NEXT_IDS, []) for i in ids})
         warm = Mixer(self.mixer.manifest, cache_dir=self.mixer.cache.directory, memory_mb=0)
         for source_id in tqdm(sorted(ids), desc="decode cache", disable=not progress, leave=False):
             warm.source(source_id)
@@ -192,13 +197,17 @@ class ClipDataset(Dataset):
     """Training crops of manifest rows. Items are indexed by ``(row, epoch)`` pairs.
 
     ``vocabulary`` None means an unlabelled domain: items carry no ``labels`` and the
-    rows table must not have a tags column.
+    rows table must not have a tags column. ``with_clean`` adds ``clean_audio``, the clean
+    music of the same window at its clip's level (a label-free target for a teacher).
     """
 
     def __init__(self, rows: pd.DataFrame, audio, input_length: int, domain: str, seed: int,
-                 vocabulary: list[str] | None, dc_mode: str = "binary"):
+                 vocabulary: list[str] | None, dc_mode: str = "binary", with_clean: bool = False):
+        if with_clean and not hasattr(audio, "clean_window"):
+            raise DatError("the aligned clean crops need audio mixed on the fly (data.audio='mix')")
         self.rows = rows
         self.audio = audio
+        self.with_clean = with_clean
         self.input_length = input_length
         self.domain = domain
         self.seed = seed
@@ -228,6 +237,9 @@ class ClipDataset(Dataset):
                 "domain": int(self.domains[index]), "mixture_id": row[S.MIXTURE_ID]}
         if self.labels is not None:
             item["labels"] = torch.from_numpy(self.labels[index])
+        if self.with_clean:  # the clean music of the very same window: labels-free targets for a teacher
+            clean = pad_to(self.audio.clean_window(row, start, length), self.input_length)
+            item["clean_audio"] = torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32))
         return item
 
 

@@ -49,6 +49,7 @@ class Mixer:
         self.sample_rate = manifest.sample_rate
         self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
         self.guard_peaks = manifest.info["spec"].get("clip_policy", "scale") == "scale"
+        self.level = manifest.info["spec"].get("level", "as-mixed")
         self.cache = DecodedCache(self.sample_rate, cache_dir, memory_mb)
         # With its own (small) budget, a stream of clean sources cannot push out the noise
         # recordings that a render keeps reusing.
@@ -72,6 +73,19 @@ class Mixer:
         """The unscaled noise segment of ``row`` with its transforms; None for clean rows."""
         segment = self._noise_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
         return None if segment is None else transforms.apply(row[S.NOISE_TRANSFORMS], segment, self.sample_rate)
+
+    def clean_reference(self, row, start: int = 0, length: int | None = None) -> np.ndarray:
+        """Samples ``[start, start + length)`` of the row's clean segment at its clip's level,
+        time-aligned with :meth:`mix` of the same window: the clean music a mixture was made
+        from, as a teacher model hears the clip's clean copy. Under ``match-clean`` that is
+        the clean stem without the SNR's level match (the clean reference row's gain, unless
+        the clipping guard scaled this mixture alone); otherwise the clean stem itself."""
+        total = int(row[S.NUM_OUTPUT_FRAMES])
+        length = total - start if length is None else length
+        gain = float(row[S.CLEAN_GAIN])
+        if self.level == "match-clean" and not S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
+            gain /= float(dsp.level_match_scale(row[S.SNR_DB]))
+        return np.multiply(self._clean_window(row, start, length), np.float32(gain), dtype=np.float32)
 
     def _clean_window(self, row, start: int, length: int) -> np.ndarray:
         offset = int(row[S.CLEAN_OFFSET]) + start
