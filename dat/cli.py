@@ -127,7 +127,7 @@ def _check_device(device: str) -> None:
 def train(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="noisemix manifest directory"),
     out: Path = typer.Option(..., "--out", "-o", help="run directory (checkpoints, logs, config)"),
-    method: Optional[str] = typer.Option(None, help="source-only | multicondition | dat-no-dc-pretrain | dat (default dat)"),
+    method: Optional[str] = typer.Option(None, help="source-only | multicondition | dat-no-dc-pretrain | dat | consistency (default dat)"),
     preset: Optional[str] = typer.Option(None, help="full (CLMR SampleCNN, the paper's; GPU) | cpu (default: log-mel CNN) | "
                                                        "cpu-samplecnn (small SampleCNN) | tiny (tests)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of config fields over the preset"),

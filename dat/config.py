@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # The four methods compared in the paper's setting (see :func:`method_stages`).
-METHODS = ("source-only", "multicondition", "dat-no-dc-pretrain", "dat")
+METHODS = ("source-only", "multicondition", "dat-no-dc-pretrain", "dat", "consistency")
 
 
 @dataclass
@@ -136,6 +136,7 @@ class TrainConfig:
     lambda_max: float = 1.0
     lambda_horizon_steps: int = 10000         # the ramp's length (tllib: alpha 1 over 1000 iterations = 10000 here)
     dc_weight: float = 1.0                    # trade-off: weight of the mean DC loss in the stage-3 loss
+    consistency_weight: float = 1.0           # consistency: weight of BCE(student(noisy), teacher(clean))
     eval_every: int = 100                     # validation (and best-model) interval, in steps
     patience: int = 5                         # evaluations without gain over the stage's best before it stops
     checkpoint_every: int = 100               # full-state checkpoint interval, in steps
@@ -149,7 +150,7 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    method: Literal["source-only", "multicondition", "dat-no-dc-pretrain", "dat"] = "dat"
+    method: Literal["source-only", "multicondition", "dat-no-dc-pretrain", "dat", "consistency"] = "dat"
     seed: int = 0
     preset: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -170,7 +171,9 @@ def method_stages(method: str, pretrained_fe: bool = False) -> list[int]:
     gets the same number of stage-3 updates from stage 1's best model, on the same batches
     of source (and, where it uses them, target) audio: ``source-only`` goes on with clean
     music only, ``multicondition`` trains the LP on clean and on the *labelled* noisy rows
-    that are DAT's (unlabelled) target domain, ``dat-no-dc-pretrain`` trains adversarially,
+    that are DAT's (unlabelled) target domain, ``consistency`` asks the model to tag each
+    unlabelled noisy crop as the frozen stage-1 model tags the clean music of the same
+    window (no labels on the noisy side), ``dat-no-dc-pretrain`` trains adversarially,
     and ``dat`` first pre-trains the DC on the frozen FE (stage 2). With a pretrained FE,
     stage 1 is skipped, as in the paper.
     """

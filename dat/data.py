@@ -402,7 +402,8 @@ def prepare_training_data(manifest, config: RunConfig, cache_dir: Path | None = 
         audio.warm(pd.concat([source_rows, valid_rows] + ([trg_rows] if noisy else [])), progress)
     length, seed, mode = config.model.input_length, config.seed, config.model.dc_mode
     source = ClipDataset(source_rows, audio, length, "source", seed, tags, mode)
-    target = ClipDataset(trg_rows, audio, length, NOISY_DOMAIN, seed, None, mode) if noisy else None
+    target = (ClipDataset(trg_rows, audio, length, NOISY_DOMAIN, seed, None, mode,
+                          with_clean=config.method == "consistency") if noisy else None)
     labelled_noisy = None
     if config.method == "multicondition":
         labelled = labelled_rows(manifest, "train")

@@ -30,6 +30,20 @@ __all__ = ["CsvLog", "RunLogger", "StepAverager", "STEP_FIELDS", "VALID_FIELDS"]
 class CsvLog:
     def __init__(self, path: Path, fields: list[str]):
         self.path, self.fields = Path(path), fields
+        self._header_checked = False
+
+    def _upgrade_header(self) -> None:
+        """A log written with fewer fields (an older dat, e.g. a shared stage 1) gets the
+        current header, its rows kept with the new fields empty, before rows are appended."""
+        with open(self.path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = reader.fieldnames or []
+        if header != self.fields:
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, self.fields, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
 
     def truncate_after(self, global_step: int, stage: int) -> None:
         """Keep rows up to ``(global_step, stage)``: a validation at a stage's step 0 shares its
@@ -46,6 +60,9 @@ class CsvLog:
 
     def append(self, row: dict) -> None:
         new = not self.path.is_file()
+        if not new and not self._header_checked:
+            self._upgrade_header()
+        self._header_checked = True
         with open(self.path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, self.fields)
             if new:
@@ -54,7 +71,7 @@ class CsvLog:
 
 
 STEP_FIELDS = ["global_step", "stage", "step", "loss", "loss_lp", "loss_dc", "lambda", "dc_acc_source",
-               "dc_acc_target", "grad_norm", "lr", "lr_fe", "seconds"]
+               "dc_acc_target", "grad_norm", "lr", "lr_fe", "seconds", "loss_consistency"]
 VALID_FIELDS = ["global_step", "stage", "step", "clean_roc_auc", "clean_pr_auc", "noisy_roc_auc", "noisy_pr_auc",
                 "clean_clips", "noisy_clips", "best"]
 

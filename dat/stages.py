@@ -5,6 +5,8 @@ Stage 2 (``dat``): ``L = (L_DC(src) + L_DC(trg)) / 2`` on embeddings of the froz
 Stage 3 of ``multicondition``: ``L = L_LP([src; trg])``, the noisy rows with their labels.
 Stage 3 of the adversarial methods: ``L = L_LP(src) + w (L_DC(src) + L_DC(trg)) / 2``
 with the DC behind a GRL of coefficient λ.
+Stage 3 of ``consistency``: ``L = L_LP(src) + w BCE(student(trg), teacher(clean of trg))``,
+the teacher's probabilities as soft targets, no labels of the noisy rows.
 
 Source and target always go through the FE in one concatenated forward pass, so batch
 normalisation sees the statistics of both domains, in stage 2 as in stage 3.
@@ -21,7 +23,7 @@ from torch import nn
 from .losses import domain_accuracy, domain_loss, tag_loss
 
 __all__ = ["Batch", "frozen_with_batch_statistics", "lp_step", "dc_pretrain_step", "multicondition_step",
-           "adversarial_step"]
+           "adversarial_step", "consistency_step"]
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Batch:
     audio: torch.Tensor
     domains: torch.Tensor
     labels: torch.Tensor | None = None
+    clean_audio: torch.Tensor | None = None  # target rows: the clean music of the same windows
 
 
 @contextlib.contextmanager
@@ -102,4 +105,18 @@ def adversarial_step(datnet: nn.Module, src: Batch, trg: Batch, coefficient: flo
     out["loss_lp"] = tag_loss(lp_logits, src.labels)
     out["loss"] = out["loss_lp"] + dc_weight * out["loss_dc"]
     out["lambda"] = torch.tensor(coefficient)
+    return out
+
+
+def consistency_step(student: nn.Module, teacher: nn.Module, src: Batch, trg: Batch, weight: float,
+                     autocast) -> dict:
+    """Stage 3 of consistency: the LP on the source; on the target, the student's tags of
+    each noisy crop pulled towards the frozen teacher's tags of its clean window."""
+    with torch.no_grad(), autocast():
+        soft = torch.sigmoid(teacher(trg.clean_audio).float())
+    with autocast():
+        logits = student(torch.cat([src.audio, trg.audio]))
+    n = src.audio.shape[0]
+    out = {"loss_lp": tag_loss(logits[:n], src.labels), "loss_consistency": tag_loss(logits[n:], soft)}
+    out["loss"] = out["loss_lp"] + weight * out["loss_consistency"]
     return out

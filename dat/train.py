@@ -48,7 +48,7 @@ from .models import DatNet, Nets, Tagger, load_clmr_state_dict
 from .predict import predict_clips
 from .schedules import grl_coefficient, lr_factor
 from .selection import Choice, Selection
-from .stages import Batch, adversarial_step, dc_pretrain_step, lp_step, multicondition_step
+from .stages import Batch, adversarial_step, consistency_step, dc_pretrain_step, lp_step, multicondition_step
 
 __all__ = ["Progress", "Trainer", "train", "autocast_factory", "apply_step"]
 
@@ -319,7 +319,8 @@ class Trainer:
         self.batch_ids += list(raw["mixture_id"])
         dev = self.ctx.device
         labels = raw["labels"].to(dev, non_blocking=True) if "labels" in raw else None
-        return Batch(raw["audio"].to(dev, non_blocking=True), raw["domain"].to(dev, non_blocking=True), labels)
+        clean = raw["clean_audio"].to(dev, non_blocking=True) if "clean_audio" in raw else None
+        return Batch(raw["audio"].to(dev, non_blocking=True), raw["domain"].to(dev, non_blocking=True), labels, clean)
 
     def _step(self, stage: int) -> dict:
         """One optimisation step of ``stage``; returns its scalar logs (as tensors or floats)."""
@@ -332,6 +333,9 @@ class Trainer:
             out = lp_step(self.model, src, self.autocast)
         elif method == "multicondition":
             out = multicondition_step(self.model, src, self._batch("noisy_labelled"), self.autocast)
+        elif method == "consistency":
+            out = consistency_step(self.model, self._teacher(), src, self._batch("target"),
+                                   self.config.train.consistency_weight, self.autocast)
         else:
             t = self.config.train
             coefficient = grl_coefficient(self.progress.step, t.lambda_horizon_steps, t.lambda_schedule, t.lambda_max)
@@ -340,6 +344,15 @@ class Trainer:
         out["grad_norm"] = apply_step(out["loss"], self.optimizers.values(), self.schedulers.values(), self.scaler,
                                       self.stage_config(stage).grad_clip_norm)
         return out
+
+    def _teacher(self) -> torch.nn.Module:
+        """The frozen stage-1 model (best_stage1.pt) in eval mode: the consistency targets."""
+        if getattr(self, "teacher", None) is None:
+            nets, _ = checkpoint.load_model(self.stage1_path)
+            self.teacher = Tagger(nets.fe, nets.lp).to(self.ctx.device).eval()
+            for parameter in self.teacher.parameters():
+                parameter.requires_grad_(False)
+        return self.teacher
 
     def _check_finite(self, loss: torch.Tensor, stage: int) -> None:
         bad = not bool(torch.isfinite(loss.detach()))

@@ -47,7 +47,8 @@ def _cli(*args):
 def test_all_methods_train_with_their_stages_and_same_budget(trained, manifest_dir):
     budget = 12 + 8  # tiny preset: stage 1 + stage 3 steps of FE + LP updates
     expect = {"source-only": ([1, 3], budget), "multicondition": ([1, 3], budget),
-              "dat-no-dc-pretrain": ([1, 3], budget), "dat": ([1, 2, 3], budget + 4)}
+              "dat-no-dc-pretrain": ([1, 3], budget), "dat": ([1, 2, 3], budget + 4),
+              "consistency": ([1, 3], budget)}
     for method, (run, result) in trained.items():
         stages, steps = expect[method]
         assert result["completed"] == stages and result["global_step"] == steps, method
