@@ -57,7 +57,7 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     report.skipped_files += scanned.problems
     report.notes += scanned.notes
     sources = assign_splits(scanned.sources, spec.split_fractions)
-    sources = assign_folds(sources, spec.folds) if spec.folds else sources.assign(fold=-1, pool=sources[S.SPLIT])
+    sources = _with_pools(sources, spec)
     roots = {item.root_name: Path(item.root_path).resolve() for item in inputs}
     audio = DecodedCache(spec.sample_rate, decoded_dir(), memory_mb=256)
     sources, index = _index_sources(sources, roots, index_request, on_error, progress, report)
@@ -107,6 +107,11 @@ def assign_splits(sources: pd.DataFrame, fractions) -> pd.DataFrame:
         role, group = leaking.index[0]
         raise NoisemixError(f"{role} group {group!r} is assigned to several splits; a group must stay in one split")
     return sources
+
+
+def _with_pools(sources: pd.DataFrame, spec: BuildSpec) -> pd.DataFrame:
+    """Sources with their fold and noise pool: the folds of ``--folds K``, else the splits."""
+    return assign_folds(sources, spec.folds) if spec.folds else sources.assign(fold=-1, pool=sources[S.SPLIT])
 
 
 def assign_folds(sources: pd.DataFrame, folds: int) -> pd.DataFrame:
@@ -181,6 +186,8 @@ def _segments(sources: pd.DataFrame, index: SourceIndex, spec: BuildSpec, report
 
 def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     """The mixture rows of ``spec`` as a DataFrame in MIXTURES_SCHEMA column order."""
+    if "pool" not in sources.columns:  # sources split by the caller (e.g. a benchmark)
+        sources = _with_pools(sources, spec)
     segments = _segments(sources, index, spec, report)
     segments = segments.assign(**{name: sources[column].to_numpy()[segments["position"]] for name, column in
                                   (("clean_id", S.SOURCE_ID), ("split", S.SPLIT), ("fold", "fold"), ("pool", "pool"))})
