@@ -177,7 +177,7 @@ class MixedAudio:
         from tqdm import tqdm
 
         ids = (set(rows[S.CLEAN_SOURCE_ID]) | (set(rows[S.NOISE_SOURCE_ID]) - {""})
-               | {i for ids in rows.get(S.NOISE_NEXT_IDS, []) for i in ids})
+               | {i for ids in rows[S.NOISE_NEXT_IDS] for i in ids})
         warm = Mixer(self.mixer.manifest, cache_dir=self.mixer.cache.directory, memory_mb=0)
         for source_id in tqdm(sorted(ids), desc="decode cache", disable=not progress, leave=False):
             warm.source(source_id)

@@ -181,9 +181,9 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
             resume = [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"]
             tasks.append(Task(f"train:{arm}:seed{seed}", argv + ["--stage1-from", str(layout.stage1(seed))],
                               [f"stage1:seed{seed}", f"build:{spec['manifest']}"], 3.0, resume, out / "last.pt"))
-            for kind, name in (("eval", EVAL_NAME), ("eval-last", EVAL_LAST_NAME)):
+            for kind, name, checkpoint in (("eval", EVAL_NAME, "best"), ("eval-last", EVAL_LAST_NAME, "last")):
                 evaluate = [sys.executable, "-m", "dat", "evaluate", str(out), "-m", str(layout.manifest(recipe.test)),
-                            "--name", name, "--workers", "0", "--checkpoint", "best" if kind == "eval" else "last"]
+                            "--name", name, "--workers", "0", "--checkpoint", checkpoint]
                 tasks.append(Task(f"{kind}:{arm}:seed{seed}", evaluate, [f"train:{arm}:seed{seed}",
                                                                           f"build:{recipe.test}"], 1.0))
     return tasks
@@ -207,7 +207,7 @@ def merged(base: dict, over: dict) -> dict:
 
 
 def _write_run_config(recipe: Recipe, layout: Layout) -> None:
-    values = merged(recipe.config, {"preset": recipe.preset, "train": {"progress": recipe.config.get("train", {}).get("progress", False)}})
+    values = dict(merged({"train": {"progress": False}}, recipe.config), preset=recipe.preset)
     _write_config(values, layout.config, recipe.preset, "[config]")
     for arm, spec in recipe.arms.items():
         if spec.get("config"):

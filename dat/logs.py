@@ -32,36 +32,34 @@ class CsvLog:
         self.path, self.fields = Path(path), fields
         self._header_checked = False
 
-    def _upgrade_header(self) -> None:
-        """A log written with fewer fields (an older dat, e.g. a shared stage 1) gets the
-        current header, its rows kept with the new fields empty, before rows are appended."""
+    def _read(self) -> tuple[list[str], list[dict]]:
         with open(self.path, newline="") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
-            header = reader.fieldnames or []
-        if header != self.fields:
-            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, self.fields, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
+            return reader.fieldnames or [], rows
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        """``rows`` under the current header (fields a row lacks stay empty), atomically."""
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, self.fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
 
     def truncate_after(self, global_step: int, stage: int) -> None:
         """Keep rows up to ``(global_step, stage)``: a validation at a stage's step 0 shares its
         global step with the end of the stage before."""
         if not self.path.is_file():
             return
-        with open(self.path, newline="") as handle:
-            rows = [r for r in csv.DictReader(handle)
-                    if (int(r["global_step"]), int(r["stage"])) <= (global_step, stage)]
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        _, rows = self._read()
+        self._rewrite([r for r in rows if (int(r["global_step"]), int(r["stage"])) <= (global_step, stage)])
 
     def append(self, row: dict) -> None:
         new = not self.path.is_file()
         if not new and not self._header_checked:
-            self._upgrade_header()
+            # A log written with fewer fields (an older dat) gets the current header first.
+            header, rows = self._read()
+            if header != self.fields:
+                self._rewrite(rows)
         self._header_checked = True
         with open(self.path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, self.fields)

@@ -129,6 +129,7 @@ class Trainer:
         saved = self._check_run_dir(resume)
         self._load_data()
         self.stage1_from = None
+        self.teacher = None  # consistency: the frozen stage-1 model, loaded when stage 3 first needs it
         if stage1_from is not None:
             if saved is not None:
                 raise DatError("--stage1-from starts a new run; it cannot be combined with --resume")
@@ -347,7 +348,7 @@ class Trainer:
 
     def _teacher(self) -> torch.nn.Module:
         """The frozen stage-1 model (best_stage1.pt) in eval mode: the consistency targets."""
-        if getattr(self, "teacher", None) is None:
+        if self.teacher is None:
             nets, _ = checkpoint.load_model(self.stage1_path)
             self.teacher = Tagger(nets.fe, nets.lp).to(self.ctx.device).eval()
             for parameter in self.teacher.parameters():

@@ -20,7 +20,7 @@ from .cache import cache_dir, decoded_dir
 from .energy import IndexRequest, SourceIndex, block_size_for, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import fold_split, frame_to_table, write_manifest
-from .mix import noise_segment
+from .mix import fill_noise
 from .adapters import vocabulary as adapter_vocabulary
 from .sources import CorpusInput, scan
 from .spec import BuildSpec
@@ -392,12 +392,8 @@ def _sequence(pool: np.ndarray, first: int, offset: int, length: int, index, spe
 
 
 def _noise_samples(sources, position, offset, length, looped, roots, audio, spec, following=()) -> np.ndarray:
-    samples = _source_audio(sources, position, roots, audio)
-    if following:
-        return noise_segment(samples, offset, length, False, dsp.crossfade_samples(spec.sample_rate, spec.crossfade_s),
-                             [_source_audio(sources, p, roots, audio) for p in following])
-    crossfade = dsp.crossfade_length(samples.size, spec.sample_rate, spec.crossfade_s)
-    return noise_segment(samples, offset, length, looped, crossfade)
+    return fill_noise(_source_audio(sources, position, roots, audio), offset, length, looped, spec.sample_rate,
+                      spec.crossfade_s, [_source_audio(sources, p, roots, audio) for p in following])
 
 
 def _gains(rows, segments, index, spec, roots, audio, sources, report) -> tuple[pd.DataFrame, np.ndarray]:

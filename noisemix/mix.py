@@ -12,23 +12,28 @@ from . import schema as S
 from .audio import DecodedCache
 from .manifest import Manifest
 
-__all__ = ["Mixer", "MixResult", "noise_segment", "mix_row", "mix_at_snr", "is_elementwise"]
+__all__ = ["Mixer", "MixResult", "noise_segment", "fill_noise", "mix_row", "mix_at_snr", "is_elementwise"]
 
 
-def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int,
-                  following=()) -> np.ndarray:
-    """The unscaled noise a row mixes: a crop, a crossfaded loop for short noise, or, with
-    ``following`` recordings (``--noise-fill concat``), the noise from ``offset`` on and then
-    each following recording whole, crossfaded one into the next (``crossfade`` is the
-    build's crossfade in samples there, shortened at each joint to a quarter of its pieces)."""
-    if len(following):
-        return dsp.concat_to_length([noise[offset:], *following], length, crossfade)
+def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
+    """The unscaled noise a row mixes: a crop, or a crossfaded loop for short noise."""
     if looped:
         return dsp.loop_to_length(noise, length, offset, crossfade)
     segment = noise[offset:offset + length]
     if segment.size != length:
         raise ValueError(f"noise segment [{offset}, {offset + length}) exceeds the noise ({noise.size} samples)")
     return segment
+
+
+def fill_noise(noise: np.ndarray, offset: int, length: int, looped: bool, sample_rate: int, crossfade_s: float,
+               following=()) -> np.ndarray:
+    """:func:`noise_segment` with a build's crossfade: a loop's is at most a quarter of its
+    recording; with ``following`` recordings (``--noise-fill concat``) the noise from
+    ``offset`` on is followed by each of them whole, crossfaded one into the next
+    (:func:`dsp.concat_overlaps` shortens each joint)."""
+    if len(following):
+        return dsp.concat_to_length([noise[offset:], *following], length, dsp.crossfade_samples(sample_rate, crossfade_s))
+    return noise_segment(noise, offset, length, looped, dsp.crossfade_length(noise.size, sample_rate, crossfade_s))
 
 
 def is_elementwise(row) -> bool:
@@ -99,14 +104,12 @@ class Mixer:
         if S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
             return None
         audio = self.source(row[S.NOISE_SOURCE_ID])
-        following = row.get(S.NOISE_NEXT_IDS, ())
-        if len(following):  # a sequence is made whole, then cut (it is not periodic)
-            segment = noise_segment(audio, int(row[S.NOISE_OFFSET]), start + length, False,
-                                    dsp.crossfade_samples(self.sample_rate, self.crossfade_s),
-                                    [self.source(i) for i in following])
-            return segment[start:start + length]
-        crossfade = dsp.crossfade_length(audio.size, self.sample_rate, self.crossfade_s)
-        return noise_segment(audio, int(row[S.NOISE_OFFSET]) + start, length, bool(row[S.NOISE_LOOPED]), crossfade)
+        following = [self.source(i) for i in row.get(S.NOISE_NEXT_IDS, ())]
+        offset, looped = int(row[S.NOISE_OFFSET]), bool(row[S.NOISE_LOOPED])
+        if following:  # a sequence is made whole up to the window, then cut (it is not periodic)
+            return fill_noise(audio, offset, start + length, looped, self.sample_rate, self.crossfade_s,
+                              following)[start:]
+        return fill_noise(audio, offset + start, length, looped, self.sample_rate, self.crossfade_s)
 
     def stems(self, row) -> tuple[np.ndarray, np.ndarray | None]:
         """Scaled clean and noise stems; their sum (plus mixture transforms) is the mixture."""
@@ -190,8 +193,7 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
     if not 0 <= noise_offset < noise.size:
         raise ValueError(f"noise_offset {noise_offset} is outside the noise ({noise.size} samples)")
     looped = noise.size - noise_offset < clean.size
-    crossfade = dsp.crossfade_length(noise.size, sample_rate, crossfade_s)
-    segment = noise_segment(noise, noise_offset, clean.size, looped, crossfade)
+    segment = fill_noise(noise, noise_offset, clean.size, looped, sample_rate, crossfade_s)
     if snr_definition == "rms":
         clean_power, noise_power = dsp.power(clean), dsp.power(segment)
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import dsp
 from . import schema as S
 from .manifest import Manifest
 
@@ -40,14 +41,13 @@ def count_table(manifest: Manifest) -> pd.DataFrame:
 def row_level_db(mixtures: pd.DataFrame) -> pd.Series:
     """Each row's level relative to its clean segment at unit gain (dB), from the stored gains.
 
-    The SNR fixes ``g_n**2 P_n = g_c**2 P_c 10**(-SNR/10)``, so an uncorrelated clean and
-    noise sum to ``g_c**2 P_c (1 + 10**(-SNR/10))``: the level is known without decoding
-    (what it leaves out is the segments' correlation). Clean rows: ``20 log10 g_c``.
+    The SNR fixes the noise's share of an uncorrelated sum, so a row's level is its clean
+    gain undone of :func:`dsp.level_match_scale`: known without decoding (what it leaves out
+    is the segments' correlation). Clean rows: ``20 log10 g_c``.
     """
-    snr = mixtures[S.SNR_DB].to_numpy(dtype=np.float64)
-    noise_share = np.where(np.isnan(snr), 0.0, 10.0 ** (-np.nan_to_num(snr) / 10.0))
     gain = mixtures[S.CLEAN_GAIN].to_numpy(dtype=np.float64)
-    return pd.Series(10 * np.log10(gain ** 2 * (1 + noise_share)), index=mixtures.index)
+    scale = dsp.level_match_scale(mixtures[S.SNR_DB].to_numpy(dtype=np.float64))
+    return pd.Series(20 * np.log10(gain / scale), index=mixtures.index)
 
 
 def cue_table(manifest: Manifest) -> pd.DataFrame:

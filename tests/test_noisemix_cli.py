@@ -51,3 +51,16 @@ def test_default_corpus_build_and_help(tmp_path):
     text = cli("build", "--snr", "-5:20", "--out", tmp_path / "m", "--no-progress", NOISEMIX_DEFAULT_CORPUS="synthetic")
     assert "built-in default corpus (SYNTHETIC" in text
     assert "--snr" in cli("build", "--help") and "--shard" in cli("render", "--help")
+
+
+def test_level_noise_fill_loop_limit_and_fold_flags_reach_the_recorded_spec(tmp_path):
+    import json
+
+    text = cli("build", "--snr", "-5:20", "--noise-fill", "concat", "--max-loops", "2", "--folds", "3",
+               "--headroom-db", "9", "--level", "match-clean", "--out", tmp_path / "m", "--no-progress",
+               NOISEMIX_DEFAULT_CORPUS="synthetic")
+    assert "looped noise: " in text
+    info = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert {k: info["spec"][k] for k in ("noise_fill", "max_loops", "folds", "headroom_db", "level")} == {
+        "noise_fill": "concat", "max_loops": 2, "folds": 3, "headroom_db": 9.0, "level": "match-clean"}
+    assert info["schema_version"] == 2
