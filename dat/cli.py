@@ -196,6 +196,7 @@ def evaluate(
     batch_size: int = typer.Option(32),
     workers: int = typer.Option(2, help="loader workers"),
     cache_dir: Optional[Path] = typer.Option(None, help="decoded-audio cache (default: noisemix's, $NOISEMIX_CACHE/decoded, shared by all runs)"),
+    predictions_cache: Optional[Path] = typer.Option(None, help="folder of clip predictions keyed by model weights and rows: a model already scored on these rows (e.g. the same stage-1 model selected by several runs) is not scored again"),
 ):
     """Score runs on clean clips, per SNR (5 dB bins on random-SNR manifests), per noise
     category and per tag. Reports: RUN/NAME/{metrics.json, per_tag.csv, table.md, auc_vs_snr.png}."""
@@ -211,7 +212,7 @@ def evaluate(
         all_metrics = []
         for run in runs:
             metrics, per_tag, predictions = evaluate_run(run, loaded, split, batch_size, workers, cache_dir=cache_dir,
-                                                        which=which)
+                                                        which=which, predictions_cache=predictions_cache)
             write_run_reports(metrics, per_tag, run / name, predictions)
             all_metrics.append(metrics)
             typer.echo(f"{run}: clean ROC-AUC / PR-AUC {score_cell(metrics.get('clean'))}, "

@@ -108,10 +108,12 @@ CHECKPOINTS = {"best": "best.pt", "last": "last.pt"}  # --checkpoint: the select
 
 
 def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int = 32, num_workers: int = 2,
-                 cache_dir: Path | None = None, progress: bool = True,
-                 which: str = "best") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+                 cache_dir: Path | None = None, progress: bool = True, which: str = "best",
+                 predictions_cache: Path | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """``(metrics, per-tag table, clip predictions)`` of a run's ``best.pt`` (or, ``which="last"``,
-    of the model as training left it) on ``split`` of ``manifest``."""
+    of the model as training left it) on ``split`` of ``manifest``. With ``predictions_cache``,
+    a model already scored on the same rows (e.g. the stage-1 model that several runs selected)
+    is not scored again: its predictions are kept there under a key of its weights and the rows."""
     from .config import RunConfig
     from .memory import keep_freed_memory
 
@@ -125,12 +127,19 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
     tags = check_manifest(manifest, config)
     checkpoint.check_tags(state["tags"], tags, str(path))
     rows = labelled_rows(manifest, split)
-    audio = make_audio(manifest, config, cache_dir)
-    dataset = ChunkDataset(rows, audio, config.model.input_length)
-    if dataset.short:
-        print(f"note: {dataset.short} {split} clip(s) are shorter than one model input "
-              f"({config.model.input_length} samples) and are zero-padded", file=sys.stderr)
-    probs = predict_clips(Tagger(nets.fe, nets.lp), dataset, batch_size, num_workers, progress=progress)
+    cached = Path(predictions_cache) / f"{prediction_key(state, manifest, rows)}.npy" if predictions_cache else None
+    if cached is not None and cached.is_file():
+        probs = np.load(cached)
+        print(f"note: predictions of the same model on the same rows reused from {cached}", file=sys.stderr)
+    else:
+        audio = make_audio(manifest, config, cache_dir)
+        dataset = ChunkDataset(rows, audio, config.model.input_length)
+        if dataset.short:
+            print(f"note: {dataset.short} {split} clip(s) are shorter than one model input "
+                  f"({config.model.input_length} samples) and are zero-padded", file=sys.stderr)
+        probs = predict_clips(Tagger(nets.fe, nets.lp), dataset, batch_size, num_workers, progress=progress)
+        if cached is not None:
+            _save_array(probs, cached)
     labels = multi_hot(list(rows[S.TAGS]), tags, f"{split} rows")
     metrics = {"run": str(run_dir), "method": state["method"], "seed": state["seed"], "split": split,
                "manifest": str(manifest.directory),
@@ -141,6 +150,31 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
                "num_tags": len(tags), "min_clips": MIN_CLIPS, **group_metrics(rows, labels, probs)}
     groups = rows[S.CLEAN_SOURCE_ID].map(manifest.sources[S.GROUP])
     return metrics, per_tag_table(tags, rows, labels, probs), prediction_table(tags, rows, labels, probs, groups)
+
+
+def prediction_key(state: dict, manifest, rows: pd.DataFrame) -> str:
+    """What a clip prediction depends on: the tagger's weights (FE and LP, the DC plays no
+    part), its architecture and tags, the manifest's fingerprints and the scored rows."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in ("fe", "lp"):
+        for name, tensor in sorted(state[part].items()):
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{part}.{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(array.tobytes())
+    digest.update(json.dumps([state["model_config"], state["tags"], manifest.info.get("fingerprints", {})],
+                             sort_keys=True, default=str).encode())
+    digest.update("\n".join(rows[S.MIXTURE_ID].astype(str)).encode())
+    return digest.hexdigest()[:32]
+
+
+def _save_array(array: np.ndarray, path: Path) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
 
 
 PREDICTIONS_FILE = "predictions.parquet"

@@ -139,6 +139,11 @@ class Layout:
         return self.out / "logs" / (task.replace(":", "_") + ".log")
 
     @property
+    def predictions_cache(self) -> Path:
+        """Clip predictions by model weights: runs that selected the shared stage-1 model are scored once."""
+        return self.out / "predictions-cache"
+
+    @property
     def config(self) -> Path:
         return self.out / "config.json"
 
@@ -183,7 +188,8 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
                               [f"stage1:seed{seed}", f"build:{spec['manifest']}"], 3.0, resume, out / "last.pt"))
             for kind, name, checkpoint in (("eval", EVAL_NAME, "best"), ("eval-last", EVAL_LAST_NAME, "last")):
                 evaluate = [sys.executable, "-m", "dat", "evaluate", str(out), "-m", str(layout.manifest(recipe.test)),
-                            "--name", name, "--workers", "0", "--checkpoint", checkpoint]
+                            "--name", name, "--workers", "0", "--checkpoint", checkpoint,
+                            "--predictions-cache", str(layout.predictions_cache)]
                 tasks.append(Task(f"{kind}:{arm}:seed{seed}", evaluate, [f"train:{arm}:seed{seed}",
                                                                           f"build:{recipe.test}"], 1.0))
     return tasks

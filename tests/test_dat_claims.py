@@ -175,9 +175,16 @@ def test_committed_experiment_recipe_loads_and_points_at_committed_manifests():
 
     from dat.experiment import load_recipe
 
-    recipe = load_recipe(Path(__file__).resolve().parents[1] / "experiments" / "demo-claims.toml")
-    assert {"source-only", "multicondition", "dat-no-dc-pretrain", "dat"} <= set(recipe.arms)
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    recipe = load_recipe(folder / "demo-claims.toml")
+    assert {"source-only", "multicondition", "dat-no-dc-pretrain", "dat", "dat-lambda0"} <= set(recipe.arms)
+    tries = load_recipe(folder / "demo-dat-tries.toml")
+    assert tries.seeds == recipe.seeds and tries.preset == recipe.preset
+    for name in ("source-only", "dat"):  # the tries' baselines are the claims' runs, configured alike
+        assert tries.arms[name] == recipe.arms[name]
     assert len(recipe.seeds) >= 3
-    for name in recipe.manifests:
-        reference = recipe.manifest_reference(name)
-        assert reference is None or (reference / "manifest.json").is_file(), reference
+    for loaded in (recipe, tries):
+        for name in loaded.manifests:
+            reference = loaded.manifest_reference(name)
+            assert reference is None or (reference / "manifest.json").is_file(), reference
+            assert loaded.manifests[name]["build"] == recipe.manifests[name]["build"]

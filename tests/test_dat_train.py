@@ -145,6 +145,24 @@ def test_evaluate_name_keeps_each_manifests_reports_and_cache_dir_is_used(traine
     _one_line_error(*_cli("evaluate", run, "-m", manifest_dir, "--name", "../elsewhere"), "plain folder name")
 
 
+def test_predictions_cache_scores_one_model_once_and_reuses_it_exactly(trained, manifest_dir, tmp_path):
+    run, other = trained["dat"][0], trained["source-only"][0]
+    store = tmp_path / "predictions"
+    first = _cli("evaluate", run, "-m", manifest_dir, "--name", "eval-a", "--predictions-cache", store, "--workers", "0")
+    assert first[0] == 0, first[2]
+    assert len(list(store.glob("*.npy"))) == 1 and "reused" not in first[2]
+    again = _cli("evaluate", run, "-m", manifest_dir, "--name", "eval-b", "--predictions-cache", store, "--workers", "0")
+    assert again[0] == 0 and "reused" in again[2]
+    a, b = (pd.read_parquet(run / name / "predictions.parquet") for name in ("eval-a", "eval-b"))
+    pd.testing.assert_frame_equal(a, b)
+    assert (json.loads((run / "eval-a" / "metrics.json").read_text())
+            == json.loads((run / "eval-b" / "metrics.json").read_text()))
+    third = _cli("evaluate", other, "-m", manifest_dir, "--name", "eval-a", "--predictions-cache", store,
+                 "--workers", "0", "--checkpoint", "last")
+    assert third[0] == 0 and "reused" not in third[2]  # other weights (stage 3's end): scored, not reused
+    assert len(list(store.glob("*.npy"))) == 2
+
+
 def test_tag_prints_top_tags_and_pads_short_audio(trained, tmp_path):
     import soundfile as sf
 
