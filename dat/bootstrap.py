@@ -90,9 +90,19 @@ class _quiet:
         return self._ctx.__exit__(*exc)
 
 
-def cluster_weights(clusters: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+def cluster_weights(clusters: np.ndarray, resamples: int, rng: np.random.Generator,
+                    strata: np.ndarray | None = None) -> np.ndarray:
     """Row weights ``(R + 1, N)``: row 0 is the observed data (all ones), then ``resamples``
-    draws of the distinct clusters with replacement, each row weighted by its cluster's count."""
+    draws of the distinct clusters with replacement, each row weighted by its cluster's count.
+    With ``strata`` (e.g. the test fold of each row), each stratum's clusters are drawn
+    within it, so every resample keeps each stratum's size."""
+    if strata is not None:
+        strata = np.asarray(strata)
+        weights = np.ones((resamples + 1, len(clusters)))
+        for stratum in np.unique(strata):
+            inside = strata == stratum
+            weights[:, inside] = cluster_weights(np.asarray(clusters)[inside], resamples, rng)
+        return weights
     codes, index = np.unique(clusters, return_inverse=True)
     draws = rng.integers(0, len(codes), size=(resamples, len(codes)))
     counts = np.zeros((resamples, len(codes)))

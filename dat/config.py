@@ -103,6 +103,9 @@ class DataConfig:
     eval_batch_size: int = 32
     num_workers: int = 2                      # loader workers per domain; 0 loads in the main process
     fold: int = -1                            # a `noisemix build --folds K` manifest: the test fold (-1: its own split)
+    labelled_share: float = 1.0               # share of the train split's pieces whose tags are read; the rest is
+                                              # unlabelled music (pieces drawn by a hash of their group, not the seed)
+    target_pieces: Literal["all", "labelled", "unlabelled"] = "all"  # whose noisy train rows are the target domain
 
 
 @dataclass
@@ -137,6 +140,8 @@ class TrainConfig:
     lambda_horizon_steps: int = 10000         # the ramp's length (tllib: alpha 1 over 1000 iterations = 10000 here)
     dc_weight: float = 1.0                    # trade-off: weight of the mean DC loss in the stage-3 loss
     consistency_weight: float = 1.0           # consistency: weight of BCE(student(noisy), teacher(clean))
+    consistency_teacher: Literal["stage1", "ema"] = "stage1"  # frozen stage-1 model, or its EMA over stage 3
+    teacher_ema_decay: float = 0.999          # ema: teacher <- d * teacher + (1 - d) * student after each step
     eval_every: int = 100                     # validation (and best-model) interval, in steps
     patience: int = 5                         # evaluations without gain over the stage's best before it stops
     checkpoint_every: int = 100               # full-state checkpoint interval, in steps

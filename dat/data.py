@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from noisemix import Mixer, load_renders
+from noisemix import Mixer, clean_reference_scale, load_renders
 from noisemix import schema as S
 from noisemix.cache import decoded_dir
 from noisemix.rng import stable_key
@@ -135,24 +135,38 @@ def target_rows(manifest, split: str = "train") -> pd.DataFrame:
 # --- audio ------------------------------------------------------------------------
 
 class RenderedAudio:
-    """Windows of mixtures written by ``noisemix render`` (the ``mixture`` stem)."""
+    """Windows of mixtures written by ``noisemix render`` (the ``mixture`` stem), and of their
+    clean music from the ``clean`` stems of a ``--stems`` render."""
 
     def __init__(self, manifest, render_dir: Path):
-        render_dir = Path(render_dir)
+        self.render_dir = render_dir = Path(render_dir)
         try:
             table = load_renders(render_dir)  # sharded renders included
         except S.ManifestError as exc:
             raise DatError(f"{exc} (is {render_dir} a `noisemix render` output?)") from None
-        table = table[table[S.STEM] == "mixture"]
-        self.paths = {m: render_dir / p for m, p in zip(table[S.MIXTURE_ID], table[S.OUTPUT_PATH])}
+        self.paths = {stem: {m: render_dir / p for m, p in zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])}
+                      for stem, part in table.groupby(S.STEM)}
         self.sample_rate = manifest.sample_rate
+        self.level = manifest.info.get("spec", {}).get("level", "as-mixed")
 
     def window(self, row, start: int, length: int) -> np.ndarray:
+        return self._read("mixture", row, start, length)
+
+    def clean_window(self, row, start: int, length: int) -> np.ndarray:
+        """The clean music of the same window at its clip's level, from the row's clean stem
+        (16-bit, as rendered): what :meth:`MixedAudio.clean_window` mixes on the fly."""
+        if S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
+            return self.window(row, start, length)  # a clean row's mixture is its clean music
+        scale = np.float32(clean_reference_scale(row, self.level))
+        return np.multiply(self._read("clean", row, start, length), scale, dtype=np.float32)
+
+    def _read(self, stem: str, row, start: int, length: int) -> np.ndarray:
         import soundfile as sf
 
-        path = self.paths.get(row[S.MIXTURE_ID])
+        path = self.paths.get(stem, {}).get(row[S.MIXTURE_ID])
         if path is None:
-            raise DatError(f"mixture {row[S.MIXTURE_ID]}: not among the rendered files")
+            hint = "" if stem == "mixture" else f" (render {self.render_dir} with --stems for the clean crops)"
+            raise DatError(f"mixture {row[S.MIXTURE_ID]}: no rendered {stem} file{hint}")
         data, rate = sf.read(str(path), start=start, frames=length, dtype="float32", always_2d=True)
         if rate != self.sample_rate:
             raise DatError(f"{path}: {rate} Hz, the manifest says {self.sample_rate} Hz")
@@ -203,8 +217,6 @@ class ClipDataset(Dataset):
 
     def __init__(self, rows: pd.DataFrame, audio, input_length: int, domain: str, seed: int,
                  vocabulary: list[str] | None, dc_mode: str = "binary", with_clean: bool = False):
-        if with_clean and not hasattr(audio, "clean_window"):
-            raise DatError("the aligned clean crops need audio mixed on the fly (data.audio='mix')")
         self.rows = rows
         self.audio = audio
         self.with_clean = with_clean
@@ -381,6 +393,36 @@ def _eval_set(rows: pd.DataFrame, audio, length: int, tags: list[str], where: st
     return EvalSet(ChunkDataset(rows, audio, length), multi_hot(list(rows[S.TAGS]), tags, where))
 
 
+def labelled_pieces(manifest, share: float):
+    """``rows -> bool mask``: the rows whose clean clip's piece (group) is among the labelled
+    ``share`` of pieces. Which pieces is fixed by a hash of the group name (never the seed),
+    so every run of an experiment reads the same labels; every excerpt of a piece goes one way."""
+    if not 0.0 < share <= 1.0:
+        raise DatError(f"data.labelled_share {share}: a share in (0, 1]")
+    group = manifest.sources[S.GROUP]
+
+    def mask(rows: pd.DataFrame) -> np.ndarray:
+        if share >= 1.0:
+            return np.ones(len(rows), bool)
+        keys = np.fromiter((stable_key("labelled", g) for g in rows[S.CLEAN_SOURCE_ID].map(group)), np.uint64,
+                           count=len(rows))
+        return keys.astype(np.float64) / 2.0 ** 64 < share
+
+    return mask
+
+
+def _target_pieces(manifest, rows: pd.DataFrame, labelled, config: RunConfig) -> pd.DataFrame:
+    """The target domain's rows: of every train piece, or only of the labelled or unlabelled ones."""
+    which = config.data.target_pieces
+    if which == "all":
+        return rows
+    keep = labelled(rows) if which == "labelled" else ~labelled(rows)
+    if not keep.any():
+        raise DatError(f"manifest {manifest.directory}: no noisy train rows of {which} pieces "
+                       f"(data.labelled_share {config.data.labelled_share})")
+    return rows[keep].reset_index(drop=True)
+
+
 def prepare_training_data(manifest, config: RunConfig, cache_dir: Path | None = None,
                           progress: bool = True) -> TrainingData:
     """Datasets for a method: labelled clean source, the noisy rows its stage 3 uses, and
@@ -388,9 +430,14 @@ def prepare_training_data(manifest, config: RunConfig, cache_dir: Path | None = 
     from .config import uses_target
 
     tags = check_manifest(manifest, config)
+    labelled = labelled_pieces(manifest, config.data.labelled_share)
     source_rows = labelled_rows(manifest, "train", clean_only=True)
+    source_rows = source_rows[labelled(source_rows)].reset_index(drop=True)
+    if source_rows.empty:
+        raise DatError(f"manifest {manifest.directory}: no labelled train piece at data.labelled_share "
+                       f"{config.data.labelled_share}")
     noisy = uses_target(config.method)
-    trg_rows = target_rows(manifest, "train") if noisy else None
+    trg_rows = _target_pieces(manifest, target_rows(manifest, "train"), labelled, config) if noisy else None
     valid_rows = labelled_rows(manifest, "valid")
     clean_valid = valid_rows[valid_rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference)].reset_index(drop=True)
     if clean_valid.empty:
@@ -406,9 +453,9 @@ def prepare_training_data(manifest, config: RunConfig, cache_dir: Path | None = 
                           with_clean=config.method == "consistency") if noisy else None)
     labelled_noisy = None
     if config.method == "multicondition":
-        labelled = labelled_rows(manifest, "train")
-        labelled = labelled[~labelled[S.NOISE_SOURCE_ID].map(S.is_clean_reference)].reset_index(drop=True)
-        labelled_noisy = ClipDataset(labelled, audio, length, NOISY_DOMAIN, seed, tags, mode)
+        rows = labelled_rows(manifest, "train")
+        rows = rows[~rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference) & labelled(rows)].reset_index(drop=True)
+        labelled_noisy = ClipDataset(rows, audio, length, NOISY_DOMAIN, seed, tags, mode)
     data = TrainingData(tags, source, target, labelled_noisy, _eval_set(clean_valid, audio, length, tags, "valid rows"),
                         _eval_set(noisy_valid, audio, length, tags, "valid rows") if len(noisy_valid) else None)
     short = sum(d.short for d in (source, target, data.valid_clean.chunks) if d is not None)

@@ -59,6 +59,24 @@ class Recipe:
         same = self.manifests[name].get("same_as")
         return (self.path.parent / same).resolve() if same else None
 
+    @property
+    def folds(self) -> list[int | None]:
+        """The test folds every arm x seed is trained for: ``0..K-1`` where the manifests are
+        built with ``--folds K`` (every one alike, checked on load), else ``[None]``."""
+        count = _build_folds(next(iter(self.manifests.values()))["build"])
+        return list(range(count)) if count else [None]
+
+
+def _build_folds(build: list) -> int | None:
+    """K of a ``--folds K`` among ``noisemix build`` arguments."""
+    args = [str(a) for a in build]
+    for i, arg in enumerate(args):
+        if arg == "--folds" and i + 1 < len(args):
+            return int(args[i + 1])
+        if arg.startswith("--folds="):
+            return int(arg.split("=", 1)[1])
+    return None
+
 
 def load_recipe(path: Path) -> Recipe:
     path = Path(path)
@@ -88,6 +106,8 @@ def _check_recipe(recipe: Recipe) -> None:
     for name, spec in recipe.manifests.items():
         if not isinstance(spec.get("build"), list):
             raise DatError(f"{where}: manifests.{name}.build must be a list of noisemix build arguments")
+    if len({_build_folds(spec["build"]) for spec in recipe.manifests.values()}) > 1:
+        raise DatError(f"{where}: every manifest needs the same --folds K (or none), so train and test folds agree")
     if recipe.corpus not in ("demo", "synthetic"):
         raise DatError(f"{where}: corpus {recipe.corpus!r}: choose demo or synthetic")
     if recipe.test not in recipe.manifests:
@@ -126,11 +146,14 @@ class Layout:
     def manifest(self, name: str) -> Path:
         return self.out / "manifests" / name
 
-    def run(self, arm: str, seed: int) -> Path:
-        return self.out / "runs" / f"seed{seed}" / arm
+    def run(self, arm: str, seed: int, fold: int | None = None) -> Path:
+        return self._seed(seed, fold) / arm
 
-    def stage1(self, seed: int) -> Path:
-        return self.out / "runs" / f"seed{seed}" / "stage1"
+    def stage1(self, seed: int, fold: int | None = None) -> Path:
+        return self._seed(seed, fold) / "stage1"
+
+    def _seed(self, seed: int, fold: int | None) -> Path:
+        return self.out / "runs" / f"seed{seed}" / ("" if fold is None else f"fold{fold}")
 
     def done(self, task: str) -> Path:
         return self.out / "done" / task.replace(":", "_")
@@ -163,6 +186,11 @@ def _train_argv(layout: Layout, recipe: Recipe, manifest: str, out: Path, method
             "--device", "cpu"]
 
 
+def unit(seed: int, fold: int | None) -> str:
+    """A task name's seed (and fold) part."""
+    return f"seed{seed}" + ("" if fold is None else f":fold{fold}")
+
+
 def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
     nm = [sys.executable, "-c", "from noisemix.cli import main; main()"]
     tasks = []
@@ -172,26 +200,29 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
         # The first build assembles the demo corpus; the others wait so it is built once.
         tasks.append(Task(f"build:{name}", argv, [] if name == first else [f"build:{first}"], 1.0))
     source_manifest = recipe.arms[next(iter(recipe.arms))]["manifest"]
-    for seed in recipe.seeds:
-        out = layout.stage1(seed)
-        argv = _train_argv(layout, recipe, source_manifest, out, "source-only", seed, layout.config) + ["--stage", "1"]
-        tasks.append(Task(f"stage1:seed{seed}", argv, [f"build:{source_manifest}"], 4.0,
+    units = [(seed, fold) for seed in recipe.seeds for fold in recipe.folds]
+    for seed, fold in units:
+        out, fold_args = layout.stage1(seed, fold), [] if fold is None else ["--fold", str(fold)]
+        argv = (_train_argv(layout, recipe, source_manifest, out, "source-only", seed, layout.config)
+                + ["--stage", "1"] + fold_args)
+        tasks.append(Task(f"stage1:{unit(seed, fold)}", argv, [f"build:{source_manifest}"], 4.0,
                           [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"],
                           out / "last.pt"))
-    for seed in recipe.seeds:
+    for seed, fold in units:
+        fold_args = [] if fold is None else ["--fold", str(fold)]
         for arm, spec in recipe.arms.items():
-            out = layout.run(arm, seed)
+            out, name = layout.run(arm, seed, fold), f"{arm}:{unit(seed, fold)}"
             config = layout.arm_config(arm) if spec.get("config") else layout.config
-            argv = _train_argv(layout, recipe, spec["manifest"], out, spec["method"], seed, config)
+            argv = _train_argv(layout, recipe, spec["manifest"], out, spec["method"], seed, config) + fold_args
             resume = [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"]
-            tasks.append(Task(f"train:{arm}:seed{seed}", argv + ["--stage1-from", str(layout.stage1(seed))],
-                              [f"stage1:seed{seed}", f"build:{spec['manifest']}"], 3.0, resume, out / "last.pt"))
-            for kind, name, checkpoint in (("eval", EVAL_NAME, "best"), ("eval-last", EVAL_LAST_NAME, "last")):
+            tasks.append(Task(f"train:{name}", argv + ["--stage1-from", str(layout.stage1(seed, fold))],
+                              [f"stage1:{unit(seed, fold)}", f"build:{spec['manifest']}"], 3.0, resume,
+                              out / "last.pt"))
+            for kind, eval_name, checkpoint in (("eval", EVAL_NAME, "best"), ("eval-last", EVAL_LAST_NAME, "last")):
                 evaluate = [sys.executable, "-m", "dat", "evaluate", str(out), "-m", str(layout.manifest(recipe.test)),
-                            "--name", name, "--workers", "0", "--checkpoint", checkpoint,
-                            "--predictions-cache", str(layout.predictions_cache)]
-                tasks.append(Task(f"{kind}:{arm}:seed{seed}", evaluate, [f"train:{arm}:seed{seed}",
-                                                                          f"build:{recipe.test}"], 1.0))
+                            "--name", eval_name, "--workers", "0", "--checkpoint", checkpoint,
+                            "--predictions-cache", str(layout.predictions_cache)] + fold_args
+                tasks.append(Task(f"{kind}:{name}", evaluate, [f"train:{name}", f"build:{recipe.test}"], 1.0))
     return tasks
 
 

@@ -66,7 +66,7 @@ def plot_stage3_curves(runs: dict, path: Path) -> bool:
         for ax, column in zip(axes, ("clean_roc_auc", "noisy_roc_auc")):
             mean = valid.groupby("step")[column].mean()
             line, = ax.plot(mean.index, 100 * mean.to_numpy(), marker="o", label=f"{arm} (mean)")
-            for _, one in valid.groupby("seed"):
+            for _, one in valid.groupby(["seed", "fold"]):
                 ax.plot(one["step"], 100 * one[column], color=line.get_color(), alpha=0.3, lw=0.8)
             drawn = True
     for ax, title in zip(axes, ("clean validation", "noisy validation (reported only)")):

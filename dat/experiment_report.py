@@ -17,13 +17,16 @@ from .claims import analyse, early_change_rows, load_test_predictions, write_cla
 __all__ = ["write_report", "finished_runs", "stage3_curves"]
 
 
-def finished_runs(recipe, layout, eval_name: str | None = None) -> dict[str, dict[int, Path]]:
-    """``arm -> seed -> run dir`` of every evaluated run, restricted to seeds every listed arm has."""
+def finished_runs(recipe, layout, eval_name: str | None = None) -> dict[str, dict[int, list[Path]]]:
+    """``arm -> seed -> [run dir of each fold]`` (one run without folds) of every seed whose
+    runs are all evaluated, restricted to seeds every listed arm has."""
     from .experiment import EVAL_NAME
 
     eval_name = eval_name or EVAL_NAME
-    runs = {arm: {s: layout.run(arm, s) for s in recipe.seeds
-                  if (layout.run(arm, s) / eval_name / "predictions.parquet").is_file()} for arm in recipe.arms}
+    runs = {arm: {s: [layout.run(arm, s, f) for f in recipe.folds] for s in recipe.seeds} for arm in recipe.arms}
+    runs = {arm: {s: paths for s, paths in by_seed.items()
+                  if all((p / eval_name / "predictions.parquet").is_file() for p in paths)}
+            for arm, by_seed in runs.items()}
     runs = {arm: by_seed for arm, by_seed in runs.items() if by_seed}
     if not runs:
         return {}
@@ -37,34 +40,39 @@ def _validation_files(run: Path) -> list[Path]:
     return files
 
 
-def stage3_curves(runs: dict[int, Path], manifest_dir: Path) -> tuple[dict, dict, dict]:
-    """``(curves[seed][split] (V, N, T), labels[split], clusters[split])`` of one arm."""
+def stage3_curves(runs: dict[int, list[Path]], manifest_dir: Path) -> tuple[dict, dict, dict, dict]:
+    """``(curves[seed][split] (V, N, T), labels[split], clusters[split], folds[split])`` of one
+    arm: the validation rows of every fold side by side (each scored by its fold's run), over
+    the validations every fold has."""
     manifest = load_manifest(manifest_dir)
-    rows_info = json.loads((next(iter(runs.values())) / "valid_probs" / "rows.json").read_text())
     by_id = manifest.mixtures.set_index(S.MIXTURE_ID)
-    tags = rows_info["tags"]
-    labels, clusters = {}, {}
+    infos = [json.loads((run / "valid_probs" / "rows.json").read_text()) for run in next(iter(runs.values()))]
+    tags = infos[0]["tags"]
+    labels, clusters, folds = {}, {}, {}
     for split in ("clean", "noisy"):
-        ids = rows_info[split]
+        ids = [i for info in infos for i in info[split]]
         if not ids:
             continue
         subset = by_id.loc[ids]
         labels[split] = np.array([[t in set(row) for t in tags] for row in subset[S.TAGS]], dtype=np.float64)
         clusters[split] = subset[S.CLEAN_SOURCE_ID].to_numpy()
+        folds[split] = np.concatenate([np.full(len(info[split]), k) for k, info in enumerate(infos)])
     curves = {}
-    for seed, run in runs.items():
-        arrays = [np.load(f) for f in _validation_files(run)]
-        curves[seed] = {split: np.stack([a[split] for a in arrays]) for split in labels}
-    return curves, labels, clusters
+    for seed, fold_runs in runs.items():
+        arrays = [[np.load(f) for f in _validation_files(run)] for run in fold_runs]
+        length = min(len(a) for a in arrays)
+        curves[seed] = {split: np.stack([np.concatenate([a[v][split] for a in arrays]) for v in range(length)])
+                        for split in labels}
+    return curves, labels, clusters, (folds if len(infos) > 1 else {})
 
 
-def _curve_rows(recipe, layout, runs) -> list[dict]:
+def _curve_rows(recipe, layout, runs, fold_average: bool = False) -> list[dict]:
     a, b = "dat", "dat-no-dc-pretrain"
     if a not in runs or b not in runs:
         return []
     manifest = layout.manifest(recipe.arms[a]["manifest"])
-    curves_a, labels, clusters = stage3_curves(runs[a], manifest)
-    curves_b, _, _ = stage3_curves(runs[b], manifest)
+    curves_a, labels, clusters, folds = stage3_curves(runs[a], manifest)
+    curves_b, *_ = stage3_curves(runs[b], manifest)
     seeds = sorted(runs[a])
     early = recipe.early_validations
     short = [s for s in seeds for c in (curves_a, curves_b) if c[s]["clean"].shape[0] < early + 1]
@@ -75,7 +83,7 @@ def _curve_rows(recipe, layout, runs) -> list[dict]:
     if early < 1:
         return []
     return early_change_rows({a: curves_a, b: curves_b}, labels, clusters, seeds, early, recipe.resamples, 1,
-                             recipe.clean_margin, a, b)
+                             recipe.clean_margin, a, b, folds, fold_average)
 
 
 def _fields(values: dict, prefix: str = "") -> list[str]:
@@ -91,7 +99,7 @@ def _header(recipe, layout, runs) -> str:
 
     wall = layout.out / "wall_time.json"
     seconds = sum(s["seconds"] for s in json.loads(wall.read_text())["sessions"]) if wall.is_file() else None
-    config = json.loads((layout.run(*next((a, s) for a in runs for s in runs[a])) / "config.json").read_text())
+    config = json.loads((next(iter(next(iter(runs.values())).values()))[0] / "config.json").read_text())
     t = config["train"]
     budget = (f"preset {recipe.preset} ({config['model']['frontend']} FE); stage 1 {t['stage1']['steps']} steps, "
               f"stage 2 {t['stage2']['steps']}, stage 3 {t['stage3']['steps']} (early stop after "
@@ -105,10 +113,15 @@ def _header(recipe, layout, runs) -> str:
     return "\n".join([
         f"# Claims of Joung & Lee, measured: {recipe.name}", "",
         f"Command: `dat experiment {_shown(recipe.path)} --out OUT`; "
-        f"arms: {', '.join(f'{a} ({len(s)} seeds)' for a, s in runs.items())}.", "",
+        f"arms: {', '.join(f'{a} ({len(s)} seeds{_folds_note(s)})' for a, s in runs.items())}.", "",
         f"Budget: {budget}.", "",
         f"Machine: {machine()}; {recipe.jobs} training processes at a time, 1 thread each; {timing}.",
     ])
+
+
+def _folds_note(by_seed: dict[int, list[Path]]) -> str:
+    folds = len(next(iter(by_seed.values())))
+    return f" x {folds} folds" if folds > 1 else ""
 
 
 def _shown(path: Path) -> str:
@@ -122,6 +135,9 @@ def _shown(path: Path) -> str:
 
 
 def write_report(recipe, layout) -> Path | None:
+    """``claims.md`` (selected models) and ``claims-last.md`` (training's end); on a folded
+    benchmark these average over folds and ``claims-pooled.md`` / ``claims-last-pooled.md``
+    pool the folds' test clips beside them."""
     from .experiment import EVAL_LAST_NAME, EVAL_NAME
     from .experiment_plots import plot_experiment
 
@@ -129,19 +145,22 @@ def write_report(recipe, layout) -> Path | None:
     if not runs:
         print("no arm has been evaluated yet: nothing to report", file=sys.stderr)
         return None
-    curves = _curve_rows(recipe, layout, runs)
-    test = load_test_predictions(runs, EVAL_NAME)
-    result = analyse(test, curves, resamples=recipe.resamples, margin=recipe.clean_margin)
     header = _header(recipe, layout, runs)
-    write_claims(result, layout.out, header + "\n\n" + _selection_line(runs))
-    plot_experiment(result, runs, layout.out)
-    print(f"claims: {layout.out / 'claims.md'}", file=sys.stderr)
-    last_runs = finished_runs(recipe, layout, EVAL_LAST_NAME)
-    if last_runs == runs:
-        last = analyse(load_test_predictions(runs, EVAL_LAST_NAME), curves, resamples=recipe.resamples,
-                       margin=recipe.clean_margin)
-        write_claims(last, layout.out, header + "\n\n" + LAST_NOTE, stem="claims-last")
-        print(f"claims at the end of training: {layout.out / 'claims-last.md'}", file=sys.stderr)
+    folded = recipe.folds != [None]
+    complete = finished_runs(recipe, layout, EVAL_LAST_NAME) == runs
+    for fold_average in ((True, False) if folded else (False,)):
+        suffix = "-pooled" if folded and not fold_average else ""
+        curves = _curve_rows(recipe, layout, runs, fold_average)
+        options = dict(resamples=recipe.resamples, margin=recipe.clean_margin, fold_average=fold_average)
+        result = analyse(load_test_predictions(runs, EVAL_NAME), curves, **options)
+        write_claims(result, layout.out, header + "\n\n" + _selection_line(runs), stem="claims" + suffix)
+        if not suffix:
+            plot_experiment(result, runs, layout.out)
+        if complete:
+            last = analyse(load_test_predictions(runs, EVAL_LAST_NAME), curves, **options)
+            write_claims(last, layout.out, header + "\n\n" + LAST_NOTE, stem="claims-last" + suffix)
+    print(f"claims: {layout.out / 'claims.md'}" + (f"; at the end of training: {layout.out / 'claims-last.md'}"
+                                                   if complete else ""), file=sys.stderr)
     return layout.out / "claims.md"
 
 
@@ -154,14 +173,16 @@ def _selection_line(runs) -> str:
     """How often the clean-validation rule kept stage 1's model: then the arm's own stage
     3 does not reach the test, and arms of one seed share their test predictions."""
     chosen = [json.loads((run / "selection.json").read_text())["chosen"]["stage"]
-              for by_seed in runs.values() for run in by_seed.values() if (run / "selection.json").is_file()]
+              for by_seed in runs.values() for folds in by_seed.values() for run in folds
+              if (run / "selection.json").is_file()]
     stage1 = sum(stage == 1 for stage in chosen)
     return (f"Selected checkpoints: the selection rule kept stage 1's model in {stage1} of {len(chosen)} runs "
             f"(those runs are scored on the shared stage-1 model; see `claims-last.md` for every run at the end "
             f"of its training).")
 
 
-def read_logs(runs: dict[int, Path], name: str) -> pd.DataFrame:
-    """One arm's ``log.csv`` or ``valid.csv`` of every seed, with a seed column."""
-    frames = [pd.read_csv(run / name).assign(seed=seed) for seed, run in runs.items() if (run / name).is_file()]
+def read_logs(runs: dict[int, list[Path]], name: str) -> pd.DataFrame:
+    """One arm's ``log.csv`` or ``valid.csv`` of every seed (and fold), with seed and fold columns."""
+    frames = [pd.read_csv(run / name).assign(seed=seed, fold=fold) for seed, folds in runs.items()
+              for fold, run in enumerate(folds) if (run / name).is_file()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

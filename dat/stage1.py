@@ -20,7 +20,7 @@ from .errors import DatError
 __all__ = ["import_stage1", "STAGE1_KEYS"]
 
 # The config fields stage 1 depends on; the rest (method, stages 2-3, workers) may differ.
-STAGE1_KEYS = {"top": ("seed", "model"), "data": ("audio", "render_dir", "batch_size", "eval_batch_size"),
+STAGE1_KEYS = {"top": ("seed", "model"), "data": ("audio", "render_dir", "batch_size", "eval_batch_size", "labelled_share"),
                "train": ("stage1", "eval_every", "patience", "amp", "deterministic", "log_every")}
 COPIED = ("best_stage1.pt", "best.pt", "best_noisy_valid.pt", "log.csv", "valid.csv")
 

@@ -23,7 +23,7 @@ from torch import nn
 from .losses import domain_accuracy, domain_loss, tag_loss
 
 __all__ = ["Batch", "frozen_with_batch_statistics", "lp_step", "dc_pretrain_step", "multicondition_step",
-           "adversarial_step", "consistency_step"]
+           "adversarial_step", "consistency_step", "ema_update"]
 
 
 @dataclass
@@ -120,3 +120,14 @@ def consistency_step(student: nn.Module, teacher: nn.Module, src: Batch, trg: Ba
     out = {"loss_lp": tag_loss(logits[:n], src.labels), "loss_consistency": tag_loss(logits[n:], soft)}
     out["loss"] = out["loss_lp"] + weight * out["loss_consistency"]
     return out
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """``teacher <- decay * teacher + (1 - decay) * student``, parameters and float buffers
+    (batch-norm statistics) alike (a mean teacher); integer buffers are copied."""
+    for mine, theirs in zip(teacher.state_dict().values(), student.state_dict().values()):
+        if mine.dtype.is_floating_point:
+            mine.mul_(decay).add_(theirs.detach(), alpha=1.0 - decay)
+        else:
+            mine.copy_(theirs)

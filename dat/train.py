@@ -48,7 +48,7 @@ from .models import DatNet, Nets, Tagger, load_clmr_state_dict
 from .predict import predict_clips
 from .schedules import grl_coefficient, lr_factor
 from .selection import Choice, Selection
-from .stages import Batch, adversarial_step, consistency_step, dc_pretrain_step, lp_step, multicondition_step
+from .stages import Batch, adversarial_step, consistency_step, dc_pretrain_step, ema_update, lp_step, multicondition_step
 
 __all__ = ["Progress", "Trainer", "train", "autocast_factory", "apply_step"]
 
@@ -129,7 +129,7 @@ class Trainer:
         saved = self._check_run_dir(resume)
         self._load_data()
         self.stage1_from = None
-        self.teacher = None  # consistency: the frozen stage-1 model, loaded when stage 3 first needs it
+        self.teacher = None  # consistency: the stage-1 model (frozen or EMA), loaded when stage 3 first needs it
         if stage1_from is not None:
             if saved is not None:
                 raise DatError("--stage1-from starts a new run; it cannot be combined with --resume")
@@ -214,6 +214,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "progress": asdict(self.progress),
             "streams": {name: stream.state_dict() for name, stream in self.streams.items()},
             "rng": per_rank,
+            **({"teacher": self.teacher.state_dict()} if self._ema_teacher() and self.teacher is not None else {}),
         }
 
     def _restore(self, saved: dict) -> None:
@@ -226,6 +227,8 @@ class Trainer:
             if name in saved["streams"]:  # a stream the saved run did not have has not moved yet
                 stream.load_state_dict(saved["streams"][name])
         self.scaler.load_state_dict(saved["scaler"])
+        if "teacher" in saved:  # an EMA teacher has moved away from stage 1: it goes on from where it was
+            self._teacher().load_state_dict(saved["teacher"])
         if len(saved["rng"]) != self.ctx.world:
             raise DatError(f"{self.last_path}: saved by {len(saved['rng'])} process(es), resumed with {self.ctx.world}")
         rng = saved["rng"][self.ctx.rank]
@@ -344,12 +347,21 @@ class Trainer:
         self._check_finite(out["loss"], stage)
         out["grad_norm"] = apply_step(out["loss"], self.optimizers.values(), self.schedulers.values(), self.scaler,
                                       self.stage_config(stage).grad_clip_norm)
+        if stage == 3 and self._ema_teacher():
+            ema_update(self._teacher(), Tagger(self.nets.fe, self.nets.lp), self.config.train.teacher_ema_decay)
         return out
 
+    def _ema_teacher(self) -> bool:
+        return self.config.method == "consistency" and self.config.train.consistency_teacher == "ema"
+
     def _teacher(self) -> torch.nn.Module:
-        """The frozen stage-1 model (best_stage1.pt) in eval mode: the consistency targets."""
+        """The consistency targets' model in eval mode, with no gradients: stage 1's best
+        (best_stage1.pt), frozen or (``consistency_teacher = "ema"``) followed by an EMA of the student."""
         if self.teacher is None:
-            nets, _ = checkpoint.load_model(self.stage1_path)
+            # Building the networks draws their initial weights: keep that off the training's RNG,
+            # or a resumed run (which builds the teacher again) would draw other dropout masks.
+            with torch.random.fork_rng(devices=[]):
+                nets, _ = checkpoint.load_model(self.stage1_path)
             self.teacher = Tagger(nets.fe, nets.lp).to(self.ctx.device).eval()
             for parameter in self.teacher.parameters():
                 parameter.requires_grad_(False)

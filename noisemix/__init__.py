@@ -14,12 +14,12 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from .audio import load_mono
 from .manifest import Manifest, load_manifest, load_renders, select_fold
-from .mix import MixResult, Mixer, mix_at_snr, mix_row
+from .mix import MixResult, Mixer, clean_reference_scale, mix_at_snr, mix_row
 
 try:
     __version__ = _version("noisemix-dat")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0"
 
-__all__ = ["Manifest", "load_manifest", "load_renders", "select_fold", "Mixer", "mix_row", "mix_at_snr", "MixResult", "load_mono",
+__all__ = ["Manifest", "load_manifest", "load_renders", "select_fold", "Mixer", "mix_row", "mix_at_snr", "clean_reference_scale", "MixResult", "load_mono",
            "__version__"]

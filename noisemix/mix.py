@@ -41,6 +41,15 @@ def is_elementwise(row) -> bool:
     return row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS and row[S.NOISE_TRANSFORMS] == transforms.NO_TRANSFORMS
 
 
+def clean_reference_scale(row, level: str) -> float:
+    """What turns a row's clean stem into its clip's clean music at the clip's level (see
+    :meth:`Mixer.clean_reference`): under ``match-clean`` the SNR's level match is undone,
+    otherwise the stem is that music already. ``level``: the manifest's ``spec.level``."""
+    if level == "match-clean" and not S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
+        return 1.0 / float(dsp.level_match_scale(row[S.SNR_DB]))
+    return 1.0
+
+
 class Mixer:
     """Turns manifest rows into audio at the manifest's sample rate.
 
@@ -87,9 +96,7 @@ class Mixer:
         the clipping guard scaled this mixture alone); otherwise the clean stem itself."""
         total = int(row[S.NUM_OUTPUT_FRAMES])
         length = total - start if length is None else length
-        gain = float(row[S.CLEAN_GAIN])
-        if self.level == "match-clean" and not S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
-            gain /= float(dsp.level_match_scale(row[S.SNR_DB]))
+        gain = float(row[S.CLEAN_GAIN]) * clean_reference_scale(row, self.level)
         return np.multiply(self._clean_window(row, start, length), np.float32(gain), dtype=np.float32)
 
     def _clean_window(self, row, start: int, length: int) -> np.ndarray:

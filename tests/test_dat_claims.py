@@ -93,6 +93,56 @@ def test_resamples_draw_whole_pieces_while_cells_count_clips():
     assert analyse(test, None, resamples=50)["test_clips"] == 40
 
 
+def test_fold_averaged_scores_keep_each_folds_calibration_apart():
+    """Two folds; 'dat' ranks better than 'source-only' within each fold, but its fold-1 model
+    scores everything 3 higher (another calibration): pooling ranks fold 1's negatives above
+    fold 0's positives and hides the gain that averaging over folds shows."""
+    from dat.claims import Bootstrap
+
+    folds = [_test_set(n_clips=40, effect=1.0, seeds=2, seed=k) for k in (0, 1)]
+    for k, part in enumerate(folds):
+        part.rows[S.CLEAN_SOURCE_ID] = f"f{k}-" + part.rows[S.CLEAN_SOURCE_ID]
+    folds[1].probs["dat"] = folds[1].probs["dat"] + 3.0
+    test = EvalPredictions(pd.concat([f.rows for f in folds], ignore_index=True),
+                           np.concatenate([f.labels for f in folds]), list("wxyz"), [0, 1],
+                           {arm: np.concatenate([f.probs[arm] for f in folds], axis=1) for arm in ("dat", "source-only")},
+                           np.repeat([0, 1], len(folds[0].rows)))
+    averaged = analyse(test, None, resamples=200, fold_average=True)
+    pooled = analyse(test, None, resamples=200)
+    assert averaged["claims"]["a"]["rows"][0]["verdict"] == "supported"
+    assert pooled["claims"]["a"]["rows"][0]["roc_auc"]["diff"] < averaged["claims"]["a"]["rows"][0]["roc_auc"]["diff"]
+    assert "mean over folds" in averaged["folds"] and "pool" in pooled["folds"]
+    boot = Bootstrap(test.clusters(), 2, 50, 0, folds=test.folds, fold_average=True)
+    for weights in boot.weights[1:]:  # every resample keeps each fold's size
+        assert weights[test.folds == 0].sum() == weights[test.folds == 1].sum() == 160
+    small = np.r_[np.ones(4 * 40, bool), np.zeros(4 * 40, bool)] & (np.arange(320) % 4 == 0)
+    assert boot.too_few(small) == "n/a (0 clips in a fold)"
+
+
+def test_the_share_of_multiconditions_gain_is_paired_and_shown_only_where_that_gain_is_real():
+    test = _test_set(effect=1.5)
+    test.probs["multicondition"] = test.probs.pop("dat")
+    test.probs["consistency"] = test.probs["multicondition"].copy()  # all of the gain
+    shares = [r for r in analyse(test, None, resamples=100)["claims"]["beyond"]["detail"] if r["kind"] == "fraction"]
+    assert [r["condition"] for r in shares][:1] == ["noisy"] and len(shares) == 1 + 2 + 2  # 2 SNRs, 2 categories
+    assert shares[0]["roc_auc"] == pytest.approx({"diff": 1.0, "low": 1.0, "high": 1.0})
+    test.probs["consistency"] = test.probs["source-only"] + 0.0  # none of it
+    none = analyse(test, None, resamples=100)["claims"]["beyond"]["detail"]
+    assert next(r for r in none if r["kind"] == "fraction")["roc_auc"]["diff"] == 0.0
+    test.probs["multicondition"] = test.probs["source-only"]  # nothing to share
+    row = next(r for r in analyse(test, None, resamples=100)["claims"]["beyond"]["detail"] if r["kind"] == "fraction")
+    assert row["verdict"] == "n/a (multicondition's gain is not above 0 here)" and "roc_auc" not in row
+    text = claims_markdown(analyse(_with_half_gain(), None, resamples=100), "# h")
+    assert "share of multicondition's gain over source-only reached by consistency | noisy" in text
+
+
+def _with_half_gain():
+    test = _test_set(effect=1.5)
+    test.probs["multicondition"] = test.probs.pop("dat")
+    test.probs["consistency"] = (test.probs["multicondition"] + test.probs["source-only"]) / 2
+    return test
+
+
 def test_verdict_rules():
     assert verdict(0.1, 0.3, "superiority") == "supported"
     assert verdict(-0.3, -0.1, "superiority") == "refuted"
@@ -135,6 +185,55 @@ method = "dat"
 manifest = "train"
 config = {train = {lambda_max = 0.0}}
 """
+
+
+FOLDED_RECIPE = """
+name = "tiny-folds"
+seeds = [0]
+preset = "tiny"
+jobs = 2
+test = "grid"
+corpus = "synthetic"
+bootstrap_resamples = 20
+early_validations = 1
+[config]
+train = {stage3 = {steps = 4}}
+[manifests.train]
+build = ["--snr", "-5:20", "--segment", "8748", "--seed", "0", "--folds", "3"]
+[manifests.grid]
+build = ["--design", "grid", "--snr", "0,10", "--segment", "8748", "--seed", "0", "--folds", "3"]
+[arms.source-only]
+method = "source-only"
+manifest = "train"
+[arms.dat]
+method = "dat"
+manifest = "train"
+"""
+
+
+def test_experiment_on_a_folded_benchmark_trains_every_fold_and_reports_both_ways(tmp_path):
+    from typer.testing import CliRunner
+
+    from dat.cli import app
+
+    (tmp_path / "recipe.toml").write_text(FOLDED_RECIPE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["experiment", str(tmp_path / "recipe.toml"), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.stderr
+    tested = []
+    for fold in range(3):
+        run = out / "runs" / "seed0" / f"fold{fold}" / "dat"
+        assert json.loads((run / "config.json").read_text())["data"]["fold"] == fold
+        tested.append(set(pd.read_parquet(run / "eval-test" / "predictions.parquet")["mixture_id"]))
+    assert not (tested[0] & tested[1]) and not (tested[1] & tested[2])  # each fold's model on its own test fold
+    averaged, pooled = (json.loads((out / f"{name}.json").read_text()) for name in ("claims", "claims-pooled"))
+    assert "3 folds" in averaged["folds"] and "mean over folds" in averaged["folds"]
+    assert "pool" in pooled["folds"] and pooled["test_mixtures"] == averaged["test_mixtures"] == sum(map(len, tested))
+    assert (out / "claims-last-pooled.md").is_file() and "dat (1 seeds x 3 folds)" in (out / "claims.md").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(FOLDED_RECIPE.replace('"0", "--folds", "3"]\n[arms', '"0"]\n[arms'))
+    refused = CliRunner().invoke(app, ["experiment", str(bad), "--out", str(tmp_path / "o2")])
+    assert refused.exit_code == 2 and "same --folds K" in refused.stderr
 
 
 def test_experiment_runs_resumes_and_reports(tmp_path):

@@ -42,12 +42,24 @@ def test_target_crops_carry_the_aligned_clean_music_at_the_clips_level(built_man
     assert at_reference_level >= 1
 
 
-def test_clean_crops_need_audio_mixed_on_the_fly(built_manifest):
+@pytest.mark.parametrize("stems", [True, False])
+def test_clean_crops_come_from_rendered_clean_stems_as_from_mixing(built_manifest, tmp_path, stems):
+    from dat.data import RenderedAudio
+    from noisemix.render import render_manifest
+
     manifest = load_manifest(built_manifest)
-
-    class Rendered:  # a reader of rendered mixtures: no clean stems to align
-        def window(self, row, start, length):
-            return np.zeros(length, np.float32)
-
-    with pytest.raises(DatError, match="mixed on the fly"):
-        ClipDataset(target_rows(manifest), Rendered(), LENGTH, "target", 0, None, with_clean=True)
+    rows = target_rows(manifest, "train").head(6)
+    render_manifest(built_manifest, tmp_path / "audio", stems=stems, progress=False)
+    rendered = ClipDataset(rows, RenderedAudio(manifest, tmp_path / "audio"), LENGTH, "target", 0, None,
+                           with_clean=True)
+    if not stems:
+        with pytest.raises(DatError, match="no rendered clean file .*with --stems"):
+            rendered[(0, 1)]
+        return
+    mixed = ClipDataset(rows, MixedAudio(manifest, tmp_path / "cache"), LENGTH, "target", 0, None, with_clean=True)
+    for index in range(len(rows)):
+        a, b = rendered[(index, 1)], mixed[(index, 1)]
+        scale = float(dsp.level_match_scale(rows.iloc[index][S.SNR_DB]))
+        # 16-bit stems: within one quantisation step of the stem, undone of the level match
+        np.testing.assert_allclose(a["clean_audio"].numpy(), b["clean_audio"].numpy(), atol=1.01 / 32768 / scale)
+        np.testing.assert_allclose(a["audio"].numpy(), b["audio"].numpy(), atol=1.01 / 32768)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from dat.config import config_from_dict, method_stages, preset, uses_target
 from dat.data import SOURCE_DOMAIN, TARGET_DOMAIN, prepare_training_data
+from dat.errors import DatError
 from dat.models import Nets, Tagger
 from dat.stages import Batch, consistency_step
 from dat.testing import write_synthetic_manifest
@@ -55,11 +56,95 @@ def test_consistency_reads_no_noisy_tags_and_trains_from_stage_1(tmp_path):
     assert S.TAGS not in data.target.rows.columns and data.target.labels is None
     item = data.target[(0, 0)]
     assert "labels" not in item and item["clean_audio"].shape == item["audio"].shape
-    result = train(config, manifest, tmp_path / "run")
+    teachers = []
+
+    def look(trainer):  # after every step: the teacher, once stage 3 has one, is frozen and in eval mode
+        if trainer.teacher is not None:
+            teachers.append((trainer.teacher.training, any(p.requires_grad for p in trainer.teacher.parameters()),
+                             [p.detach().clone() for p in trainer.teacher.parameters()][:2]))
+
+    result = train(config, manifest, tmp_path / "run", on_step=look)
     log = pd.read_csv(tmp_path / "run" / "log.csv")
     stage3 = log[log["stage"] == 3]
-    assert result["completed"] == [1, 3] and len(stage3) > 0
+    assert result["completed"] == [1, 3] and len(stage3) > 0 and teachers
+    assert not any(training or grad for training, grad, _ in teachers)
+    assert all(torch.equal(a, b) for _, _, first in teachers[:1] for _, _, later in teachers for a, b in zip(first, later))
     assert stage3["loss_consistency"].notna().all() and (stage3["loss_consistency"] > 0).all()
+
+
+def test_ema_update_moves_every_float_tensor_towards_the_student():
+    from dat.stages import ema_update
+
+    teacher, student = _tagger(0), _tagger(1)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    ema_update(teacher, student, 0.9)
+    for key, value in teacher.state_dict().items():
+        theirs = student.state_dict()[key]
+        expected = 0.9 * before[key] + 0.1 * theirs if value.dtype.is_floating_point else theirs
+        assert torch.allclose(value, expected, atol=1e-6), key
+    assert not any(p.requires_grad and p.grad is not None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("teacher", ["stage1", "ema"])
+def test_a_killed_consistency_run_resumes_to_the_same_weights_and_teacher(tmp_path, teacher):
+    from dat import checkpoint
+
+    manifest = load_manifest(write_synthetic_manifest(tmp_path / "m", tmp_path / "audio",
+                                                      clips={"train": 8, "valid": 4, "test": 4}))
+    values = {"preset": "tiny", "method": "consistency", "data": {"num_workers": 1},
+              "train": {"deterministic": True, "stage1": {"steps": 4}, "stage3": {"steps": 6}, "checkpoint_every": 2,
+                        "eval_every": 2, "consistency_teacher": teacher, "teacher_ema_decay": 0.5}}
+    train(config_from_dict(values), manifest, tmp_path / "straight")
+
+    class Killed(Exception):
+        pass
+
+    def kill(trainer):
+        if trainer.progress.global_step == 9:  # stage 3 step 5; the last checkpoint is at step 8
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config_from_dict(values), manifest, tmp_path / "resumed", on_step=kill)
+    train(config_from_dict(values), manifest, tmp_path / "resumed", resume=True)
+    a, b = (checkpoint.load(tmp_path / run / "last.pt") for run in ("straight", "resumed"))
+    parts = ("fe", "lp") + (("teacher",) if teacher == "ema" else ())
+    for part in parts:
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    assert a["progress"] == b["progress"] and a["streams"] == b["streams"]
+    stage1 = checkpoint.load(tmp_path / "straight" / "best_stage1.pt")
+    if teacher == "ema":  # the teacher followed the student: neither stage 1 nor the student
+        moved = a["teacher"]["fe." + next(iter(stage1["fe"]))]
+        assert not torch.equal(moved, next(iter(stage1["fe"].values())))
+        assert not torch.equal(moved, next(iter(a["fe"].values())))
+    else:
+        assert "teacher" not in a  # a frozen teacher is stage 1's best, reloaded from best_stage1.pt
+
+
+def test_target_rows_can_come_from_pieces_outside_the_labelled_set(tmp_path):
+    manifest = load_manifest(write_synthetic_manifest(tmp_path / "m", tmp_path / "audio",
+                                                      clips={"train": 24, "valid": 4, "test": 4}))
+    group = manifest.sources[S.GROUP]
+    values = {"preset": "tiny", "method": "consistency", "data": {"labelled_share": 0.5}}
+    pieces = {}
+    for which in ("all", "labelled", "unlabelled"):
+        data = prepare_training_data(manifest, config_from_dict(values | {"data": {"labelled_share": 0.5,
+                                                                                    "target_pieces": which}}),
+                                     progress=False)
+        pieces[which] = set(data.target.rows[S.CLEAN_SOURCE_ID].map(group))
+        labelled = set(data.source.rows[S.CLEAN_SOURCE_ID].map(group))
+    train_pieces = set(manifest.split("train")[S.CLEAN_SOURCE_ID].map(group))
+    assert 0 < len(labelled) < len(train_pieces)  # half the pieces, drawn by name
+    assert pieces["labelled"] == labelled and pieces["unlabelled"] == train_pieces - labelled
+    assert pieces["all"] == train_pieces and S.TAGS not in data.target.rows.columns
+    again = prepare_training_data(manifest, config_from_dict(values | {"seed": 5}), progress=False)
+    assert set(again.source.rows[S.CLEAN_SOURCE_ID].map(group)) == labelled  # not drawn from the seed
+    run = config_from_dict({"preset": "tiny", "method": "consistency",
+                            "data": {"labelled_share": 0.5, "target_pieces": "unlabelled"}})
+    assert train(run, manifest, tmp_path / "run")["completed"] == [1, 3]
+    with pytest.raises(DatError, match="no noisy train rows of unlabelled pieces"):
+        prepare_training_data(manifest, config_from_dict({"preset": "tiny", "method": "consistency",
+                                                          "data": {"target_pieces": "unlabelled"}}), progress=False)
 
 
 def test_a_log_written_with_fewer_fields_gets_the_new_header_and_keeps_its_rows(tmp_path):
