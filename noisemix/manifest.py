@@ -16,7 +16,7 @@ from . import schema as S
 from .audio import resolve
 from .io import write_json, write_parquet
 
-__all__ = ["Manifest", "load_manifest", "load_renders", "write_manifest", "frame_to_table", "table_fingerprint", "parse_roots"]
+__all__ = ["Manifest", "load_manifest", "load_renders", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
 
 
 @dataclass
@@ -180,6 +180,34 @@ def table_fingerprint(table: pa.Table) -> str:
             values = column.to_numpy(zero_copy_only=False)
             digest.update(np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes())
     return digest.hexdigest()
+
+
+def fingerprint_differences(directory) -> list[str]:
+    """One line per table of a manifest whose content no longer has the fingerprint that
+    ``manifest.json`` records (rows edited after the build, or the record itself changed)."""
+    directory = Path(directory)
+    recorded = S.read_info(directory).get("fingerprints", {})
+    lines = []
+    for name, file, table_schema in (("sources", S.SOURCES_FILE, S.SOURCES_SCHEMA),
+                                     ("mixtures", S.MIXTURES_FILE, S.MIXTURES_SCHEMA)):
+        table = _read_table(directory / file, table_schema)
+        if name == "mixtures":  # fingerprinted as written: optional columns only where used
+            table, _ = S.without_unused_optional_columns(S.with_optional_columns(table, str(directory / file)))
+        computed = table_fingerprint(_as_built(table))
+        if recorded.get(name) != computed:
+            lines.append(f"{directory / file}: its content does not match the {name} fingerprint in "
+                         f"{S.INFO_FILE} (recorded {str(recorded.get(name))[:16]}, computed {computed[:16]}): "
+                         f"the rows were changed after the build, or the record was")
+    return lines
+
+
+def _as_built(table: pa.Table) -> pa.Table:
+    """A table read back from parquet in the types the builder fingerprinted: parquet names a
+    list's values ``element`` where arrow, and so the recorded fingerprint, says ``item``."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_list(field.type):
+            table = table.set_column(index, field.name, table.column(index).cast(pa.list_(field.type.value_type)))
+    return table
 
 
 def frame_to_table(frame: pd.DataFrame, table_schema: pa.Schema) -> pa.Table:

@@ -1,4 +1,5 @@
-"""Checking that a manifest's sources (and renders) are the very files it was built from."""
+"""Checking that a manifest is as built (its tables match the fingerprints in manifest.json)
+and that its sources (and renders) are the very files it was built from."""
 
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ def verify_manifest(directory: Path, roots=None, renders: Path | None = None, pr
     """
     from tqdm import tqdm
 
-    from .manifest import load_manifest
+    from .manifest import fingerprint_differences, load_manifest
 
     try:
         manifest = load_manifest(directory, roots)
+        problems = fingerprint_differences(directory)
     except (S.ManifestError, NoisemixError) as exc:
         return [str(exc)]
-    problems = []
     rows = list(manifest.sources.itertuples(index=False))
     for row in tqdm(rows, desc="verify sources", unit="file", disable=not progress, leave=False):
         problem = _check_source(manifest.roots, row._asdict())

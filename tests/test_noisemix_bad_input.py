@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,6 +133,41 @@ def test_rendered_file_names_from_a_manifest_stay_inside_the_output(manifest_cop
     pq.write_table(table, manifest_copy / S.MIXTURES_FILE)
     one_line_error(run_cli("render", manifest_copy, "--out", manifest_copy / "r" / "out"), needle)
     assert not (manifest_copy / "r").exists()
+
+
+def test_verify_recomputes_the_fingerprints_and_names_the_table_that_differs(manifest_copy):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert run_cli("verify", manifest_copy, "--no-progress").returncode == 0
+    info = json.loads((manifest_copy / S.INFO_FILE).read_text())
+    edited = dict(info, fingerprints=dict(info["fingerprints"], mixtures="0" * 64))
+    (manifest_copy / S.INFO_FILE).write_text(json.dumps(edited))
+    result = run_cli("verify", manifest_copy, "--no-progress")
+    assert result.returncode == 1 and "mixtures.parquet: its content does not match" in result.stderr
+    assert "sources.parquet" not in result.stderr
+    (manifest_copy / S.INFO_FILE).write_text(json.dumps(info))  # the record as built, the rows edited
+    table = pq.read_table(manifest_copy / S.MIXTURES_FILE)
+    gains = table.column(S.NOISE_GAIN).to_pylist()
+    gains[-1] *= 2.0
+    index = table.schema.get_field_index(S.NOISE_GAIN)
+    pq.write_table(table.set_column(index, S.NOISE_GAIN, pa.array(gains, table.schema.field(index).type)),
+                   manifest_copy / S.MIXTURES_FILE)
+    result = run_cli("verify", manifest_copy, "--no-progress")
+    assert result.returncode == 1 and "mixtures.parquet: its content does not match" in result.stderr
+
+
+def test_verify_accepts_manifests_with_optional_columns_as_built(corpus_inputs, tmp_path):
+    from noisemix.build import build_manifest
+    from noisemix.manifest import fingerprint_differences
+    from noisemix.spec import BuildSpec
+
+    build_manifest(corpus_inputs, BuildSpec(seed=2, folds=3, noise_fill="concat"), tmp_path / "m", progress=False)
+    assert json.loads((tmp_path / "m" / S.INFO_FILE).read_text())["schema_version"] == 2
+    assert fingerprint_differences(tmp_path / "m") == []
+    root = Path(__file__).resolve().parents[1] / "manifests"
+    for committed in ("demo", "demo-grid"):  # the shared benchmarks verify as committed
+        assert fingerprint_differences(root / committed) == []
 
 
 def test_manifest_with_missing_column(manifest_copy):
