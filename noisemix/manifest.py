@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .audio import resolve
 from .io import write_json, write_parquet
+from .validate import validate_rows
 
 __all__ = ["Manifest", "load_manifest", "load_renders", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
 
@@ -110,7 +111,8 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     info = S.read_info(directory)
     sources = _read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA).to_pandas()
     mixtures_path = directory / S.MIXTURES_FILE
-    mixtures = S.with_optional_columns(_read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path)).to_pandas()
+    mixtures_table = S.with_optional_columns(_read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path))
+    mixtures = mixtures_table.to_pandas()
     for source_id, path in zip(sources[S.SOURCE_ID], sources[S.PATH]):
         S.check_relative_path(path, f"{directory / S.SOURCES_FILE} (source {source_id})")
     if sources[S.SOURCE_ID].duplicated().any():
@@ -124,6 +126,7 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
             f"e.g. {sorted(used - known)[0]}"
         )
     _check_mixture_names(mixtures, directory / S.MIXTURES_FILE)
+    validate_rows(sources, mixtures, info, directory, mixtures_table)
     merged_roots = {name: Path(p) for name, p in info.get("roots", {}).items()}
     merged_roots.update(roots or {})
     sources[S.TAGS] = sources[S.TAGS].map(list)

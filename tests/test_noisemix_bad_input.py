@@ -170,6 +170,47 @@ def test_verify_accepts_manifests_with_optional_columns_as_built(corpus_inputs, 
         assert fingerprint_differences(root / committed) == []
 
 
+def _edit_noisy_row(manifest, column, value):
+    """Set ``column`` of the first noisy row (a noise segment that is not looped) to ``value``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(manifest / S.MIXTURES_FILE)
+    noisy = [i for i, (noise, looped) in enumerate(zip(table.column(S.NOISE_SOURCE_ID).to_pylist(),
+                                                       table.column(S.NOISE_LOOPED).to_pylist())) if noise and not looped]
+    values = table.column(column).to_pylist()
+    values[noisy[0]] = value
+    index = table.schema.get_field_index(column)
+    pq.write_table(table.set_column(index, column, pa.array(values, table.schema.field(index).type)),
+                   manifest / S.MIXTURES_FILE)
+    return table.column(S.MIXTURE_ID)[noisy[0]].as_py()
+
+
+@pytest.mark.parametrize("column, value, needle", [
+    (S.NOISE_GAIN, float("nan"), "is not a finite gain >= 0"), (S.CLEAN_GAIN, float("inf"), "is not a finite gain"),
+    (S.CLEAN_GAIN, -0.5, "is not a finite gain >= 0"), (S.SNR_DB, float("nan"), "is not a finite SNR"),
+    (S.CLEAN_OFFSET, -3, "is negative"), (S.NOISE_OFFSET, -1, "is negative"),
+    (S.NUM_OUTPUT_FRAMES, 10 ** 10, "runs past the end of its source"),
+    (S.NOISE_OFFSET, 10 ** 9, "runs past the end of its source (noise_source_id)"),
+    (S.SAMPLE_RATE, 0, "is not a sample rate > 0"), (S.NOISE_CATEGORY, "weather", "is not one of environmental"),
+    (S.TAGS, ["no-such-tag"], "outside the vocabulary"),
+])
+def test_rows_with_impossible_values_are_refused_on_load_in_one_line(manifest_copy, column, value, needle):
+    mixture = _edit_noisy_row(manifest_copy, column, value)
+    line = one_line_error(run_cli("render", manifest_copy, "--out", manifest_copy / "r"), needle, column, mixture)
+    assert "mixtures.parquet" in line and not (manifest_copy / "r").exists()  # nothing written, no journal
+    verified = run_cli("verify", manifest_copy, "--no-progress")
+    assert verified.returncode == 1 and needle in verified.stderr and "Traceback" not in verified.stderr
+
+
+def test_the_trainer_refuses_an_invalid_manifest_in_one_line(manifest_copy, tmp_path):
+    _edit_noisy_row(manifest_copy, S.NOISE_GAIN, float("inf"))
+    result = subprocess.run([sys.executable, "-m", "dat", "train", "-m", str(manifest_copy), "--out",
+                             str(tmp_path / "run"), "--preset", "tiny"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "is not a finite gain" in result.stderr
+
+
 def test_manifest_with_missing_column(manifest_copy):
     table = pd.read_parquet(manifest_copy / S.MIXTURES_FILE).drop(columns=[S.NOISE_GAIN])
     table.to_parquet(manifest_copy / S.MIXTURES_FILE)
