@@ -6,6 +6,7 @@ samples mixed at build time, rendered and fed to a model are identical.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
@@ -49,7 +50,30 @@ def _resampler_tag() -> str:
 
 def _require_file(path: Path) -> None:
     if not Path(path).is_file():
-        raise AudioError(path, "file not found")
+        raise AudioError(path, why_not_a_file(Path(path)))
+
+
+def why_not_a_file(path: Path) -> str:
+    """What stands where a regular file was expected, in a few words."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if path.is_symlink():
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link loop"
+            return f"a symbolic link to a missing file ({os.readlink(path)})"
+        return "file not found" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc.strerror or exc})"
+    return "a folder, not a file" if path.is_dir() else "not a regular file (a device, socket or pipe)"
+
+
+def _open_problem(path: Path) -> str | None:
+    """The operating system's reason a file cannot be read (libsndfile says only 'System error')."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return None
 
 
 def probe(path: Path) -> AudioInfo:
@@ -58,7 +82,7 @@ def probe(path: Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(path, f"unreadable audio ({_short(exc)})") from None
+        raise AudioError(path, _open_problem(path) or f"unreadable audio ({_short(exc)})") from None
     if info.frames <= 0:
         raise AudioError(path, "contains no audio frames")
     if info.samplerate <= 0 or info.channels <= 0:

@@ -76,7 +76,7 @@ def build(
     headroom_db: float = typer.Option(DEFAULT_HEADROOM_DB, "--headroom-db", help="match-clean: how far below full scale a clip's peak sits (dB), room for the noise; mixtures that would still clip are scaled down alone and counted in the report."),
     clean_references: bool = typer.Option(True, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
     split_fractions: str = typer.Option("0.8,0.1,0.1", "--split-fractions", help="train,valid,test shares for sources without a split."),
-    noise_transform: List[str] = typer.Option([], "--noise-transform", help="audiomentations transform on the noise, e.g. LowPassFilter:p=0.5 (repeatable)."),
+    noise_transform: List[str] = typer.Option([], "--noise-transform", help="audiomentations transform on the noise, e.g. LowPassFilter:p=0.5 (repeatable). Only transforms that keep the length and read no files (filters, gains, distortions, masks; listed in noisemix.transforms.ALLOWED_TRANSFORMS), as a manifest must never make its user read local files."),
     mixture_transform: List[str] = typer.Option([], "--mixture-transform", help="audiomentations transform on the mixture (repeatable)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes for scanning; the result does not depend on it."),
     on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad file; skip: leave it out and list it in the report."),

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from . import rng
 from . import schema as S
-from .audio import decode, probe, sha256_file, to_mono
+from .audio import decode, probe, sha256_file, to_mono, why_not_a_file
 from .cache import cache_dir
 from .energy import IndexRequest
 from .errors import AudioError, NoisemixError
@@ -44,6 +44,8 @@ __all__ = ["CorpusInput", "ScanResult", "scan", "AUDIO_EXTENSIONS", "source_id"]
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 METADATA_FILES = {"clean": ("tags.csv", "tags.tsv"), "noise": ("groups.csv", "groups.tsv")}
 MAX_CHANNELS = 2
+# A noise recording shorter than this would be looped into a buzz or a constant, not noise.
+MIN_NOISE_SECONDS = 0.1
 _FILE_FIELDS = (S.NUM_FRAMES, S.SOURCE_SAMPLE_RATE, S.CHANNELS, S.SHA256, S.AUDIO_FINGERPRINT)
 
 
@@ -86,43 +88,52 @@ def scan(inputs: list[CorpusInput], on_error: str = "fail", workers: int = 1,
     for item in inputs:
         if not item.folder.is_dir():
             raise NoisemixError(f"{item.folder}: {item.role} folder not found")
-        listing, listing_notes = _listing(item)
+        listing, listing_notes, unlisted = _listing(item)
         notes += listing_notes
-        if listing.empty:
+        if listing.empty and not unlisted:
             raise NoisemixError(f"{item.folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-        details, bad = _file_details(item, listing["_rel"].tolist(), workers, progress, use_cache, index)
-        for line in bad:
+        details, bad = (_file_details(item, listing["_rel"].tolist(), workers, progress, use_cache, index)
+                        if not listing.empty else (None, []))
+        for line in unlisted + bad:
             if on_error == "fail":
                 raise AudioError(*line)
             problems.append(f"{line[0]}: {line[1]}")
-        frames.append(listing.merge(details, on="_rel", how="inner").drop(columns="_rel"))
+        if details is not None:
+            frames.append(listing.merge(details, on="_rel", how="inner").drop(columns="_rel"))
+    if not frames or all(f.empty for f in frames):
+        raise NoisemixError("no readable audio file in the inputs (every one was skipped; see the lines above)"
+                            if problems else "no audio files in the inputs")
     sources = pd.concat(frames, ignore_index=True)
     sources = sources.sort_values(S.SOURCE_ID, kind="stable").reset_index(drop=True)
     notes += _notes(sources)
     return ScanResult(sources, problems, notes)
 
 
-def _files_and_metadata(item: CorpusInput) -> tuple[list[str], dict[str, dict], list[str]]:
-    """Relative audio paths, their metadata and notes: from the adapter, else folder + metadata file."""
+def _files_and_metadata(item: CorpusInput) -> tuple[list[str], dict[str, dict], list[str], list[tuple[str, str]]]:
+    """Relative audio paths, their metadata, notes and the folders that could not be listed
+    (path, problem): from the adapter, else folder + metadata file."""
     if item.adapter:
         from .adapters import get_adapter
 
         listing = get_adapter(item.adapter, item.role).listing(item.folder, dict(item.options))
-        return listing.files, listing.meta, listing.notes
+        return listing.files, listing.meta, listing.notes, []
     folder = item.folder
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    files, unreadable = [], []
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable.append):
         dirnames.sort()
         for name in sorted(filenames):
             if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith("."):
                 files.append(Path(dirpath, name).relative_to(folder).as_posix())
-    return files, _metadata(item), []
+    unlisted = [(str(exc.filename or folder), f"folder not readable ({exc.strerror or exc}); its files were not "
+                 f"listed") for exc in unreadable]
+    return files, _metadata(item), [], unlisted
 
 
-def _listing(item: CorpusInput) -> tuple[pd.DataFrame, list[str]]:
-    """Audio files below the folder with their role, category, tags, group and split; notes."""
+def _listing(item: CorpusInput) -> tuple[pd.DataFrame, list[str], list[tuple[str, str]]]:
+    """Audio files below the folder with their role, category, tags, group and split; notes;
+    unlisted folders."""
     folder = item.folder
-    files, meta, notes = _files_and_metadata(item)
+    files, meta, notes, unlisted = _files_and_metadata(item)
     rows = []
     for rel in sorted(files):
         info = meta.get(rel, {})
@@ -148,7 +159,7 @@ def _listing(item: CorpusInput) -> tuple[pd.DataFrame, list[str]]:
         bad_split = ~listing[S.SPLIT].isin(("",) + S.SPLITS)
         if bad_split.any():
             raise NoisemixError(f"{folder}: split {listing[S.SPLIT][bad_split].iloc[0]!r} in metadata is not one of {', '.join(S.SPLITS)}")
-    return listing, notes
+    return listing, notes, unlisted
 
 
 def _metadata(item: CorpusInput) -> dict[str, dict]:
@@ -176,17 +187,29 @@ def _file_details(item: CorpusInput, relpaths: list[str], workers: int, progress
                   use_cache: bool, index: IndexRequest | None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Header, hashes and fingerprint per file, from the scan cache when unchanged."""
     folder = item.folder
-    stats = {rel: os.stat(folder / rel) for rel in relpaths}
+    stats, bad = {}, []
+    for rel in relpaths:
+        try:
+            stats[rel] = os.stat(folder / rel)
+        except OSError:  # a dangling symbolic link or a loop: listed, but no file behind it
+            bad.append((str(folder / rel), why_not_a_file(folder / rel)))
+    relpaths = [rel for rel in relpaths if rel in stats]
     cache_file = cache_dir() / "scan" / f"{rng.stable_key(str(folder.resolve())):016x}.parquet"
     cached = _load_cache(cache_file) if use_cache else {}
     todo = [rel for rel in relpaths if cached.get(rel, {}).get("_stamp") != _stamp(stats[rel])]
-    bad = []
     examine = examine_file if index is None else functools.partial(examine_file, index=index)
     for rel, result in _map(examine, [str(folder / rel) for rel in todo], workers, progress, f"scan {item.root_name}", todo):
         if isinstance(result, str):
             bad.append((str(folder / rel), result))
         else:
             cached[rel] = dict(result, _stamp=_stamp(stats[rel]))
+    if item.role == "noise":
+        for rel in relpaths:
+            entry = cached.get(rel)
+            if entry and entry[S.NUM_FRAMES] < MIN_NOISE_SECONDS * entry[S.SOURCE_SAMPLE_RATE]:
+                bad.append((str(folder / rel), f"too short for noise: {entry[S.NUM_FRAMES]} sample(s) at "
+                            f"{entry[S.SOURCE_SAMPLE_RATE]} Hz (at least {MIN_NOISE_SECONDS} s; it would loop into a "
+                            f"tone or a constant)"))
     failed = {Path(p).relative_to(folder).as_posix() for p, _ in bad}
     rows = [dict(cached[rel], _rel=rel) for rel in relpaths if rel in cached and rel not in failed]
     if use_cache and todo:

@@ -16,9 +16,24 @@ import numpy as np
 
 from .errors import SpecError
 
-__all__ = ["TransformSpec", "parse_transform", "draw", "apply", "NO_TRANSFORMS"]
+__all__ = ["TransformSpec", "parse_transform", "draw", "apply", "check_json", "NO_TRANSFORMS", "ALLOWED_TRANSFORMS"]
 
 NO_TRANSFORMS = "[]"
+
+# The transforms a build may draw and a manifest may name: they change samples in place from
+# plain numeric settings. Left out: those that read files named by their arguments
+# (AddBackgroundNoise, AddShortNoises, ApplyImpulseResponse: a manifest from elsewhere would
+# make us read local files), run callables or nest transforms (Lambda, Compose, OneOf,
+# SomeOf, RepeatPart), and those that change a segment's length (AdjustDuration, Padding,
+# Resample, TimeStretch, Trim), which the rows' frame counts could no longer describe.
+ALLOWED_TRANSFORMS = frozenset({
+    "AddColorNoise", "AddGaussianNoise", "AddGaussianSNR", "AirAbsorption", "Aliasing", "BandPassFilter",
+    "BandStopFilter", "BitCrush", "Clip", "ClippingDistortion", "Gain", "GainTransition", "HighPassFilter",
+    "HighShelfFilter", "Limiter", "LoudnessNormalization", "LowPassFilter", "LowShelfFilter", "Mp3Compression",
+    "Normalize", "PeakingFilter", "PitchShift", "PolarityInversion", "Reverse", "SevenBandParametricEQ", "Shift",
+    "TanhDistortion", "TimeMask",
+})
+PLAIN = (bool, int, float, str, type(None))
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,7 @@ class TransformSpec:
     def make(self):
         import audiomentations
 
+        check_spec(self.name, self.init)
         cls = getattr(audiomentations, self.name, None)
         if cls is None or not isinstance(cls, type):
             raise SpecError(f"transform {self.name!r}: not an audiomentations transform")
@@ -41,6 +57,30 @@ class TransformSpec:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "init": dict(self.init)}
+
+
+def check_spec(name, init) -> None:
+    """A transform a manifest may name, with plain settings; else a one-line :class:`SpecError`."""
+    if name not in ALLOWED_TRANSFORMS:
+        raise SpecError(f"transform {name!r} is not one noisemix replays (allowed: {', '.join(sorted(ALLOWED_TRANSFORMS))})")
+    if not isinstance(init, dict) or not all(isinstance(k, str) and isinstance(v, PLAIN) for k, v in init.items()):
+        raise SpecError(f"transform {name}: settings must be plain numbers, booleans or strings")
+
+
+def check_json(text: str) -> None:
+    """A row's stored transforms: a JSON list of allowed transforms with plain settings and parameters."""
+    try:
+        items = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        raise SpecError("transforms are not valid JSON") from None
+    if not isinstance(items, list):
+        raise SpecError("transforms must be a JSON list")
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("parameters", {}), dict):
+            raise SpecError("each transform must be an object with name, init and parameters")
+        check_spec(item.get("name"), item.get("init", {}))
+        if not all(isinstance(v, PLAIN) for v in item.get("parameters", {}).values()):
+            raise SpecError(f"transform {item.get('name')}: drawn parameters must be plain values")
 
 
 def parse_transform(text: str) -> TransformSpec:

@@ -57,6 +57,7 @@ def validate_rows(sources: pd.DataFrame, mixtures: pd.DataFrame, info: dict, dir
     known = set(S.CATEGORIES) | {""}
     _refuse(where, "mixture", ids, ~mixtures[S.NOISE_CATEGORY].isin(known).to_numpy(), S.NOISE_CATEGORY,
             mixtures[S.NOISE_CATEGORY], f"is not one of {', '.join(S.CATEGORIES)} (or '' for a clean row)")
+    _check_transforms(mixtures, where)
     _check_tags(mixtures, table.column(S.TAGS), info.get("tags"), where)
     _check_extents(sources, mixtures, table, noisy, where)
 
@@ -90,6 +91,21 @@ def _check_extents(sources: pd.DataFrame, mixtures: pd.DataFrame, table, noisy: 
                 f"with {S.NUM_OUTPUT_FRAMES} runs past the end of its source ({source_column})")
 
 
+def _check_transforms(mixtures: pd.DataFrame, where: Path) -> None:
+    """Each distinct stored transform list once (most rows share ``[]``)."""
+    from .errors import SpecError
+    from .transforms import check_json
+
+    for column in (S.NOISE_TRANSFORMS, S.MIXTURE_TRANSFORMS):
+        for text in pd.unique(mixtures[column]):
+            try:
+                check_json(text)
+            except SpecError as exc:
+                bad = (mixtures[column] == text).to_numpy()
+                _refuse(where, "mixture", mixtures[S.MIXTURE_ID], bad, column, pd.Series([str(text)[:80]] * len(bad)),
+                        f"is refused: {exc}")
+
+
 def _check_tags(mixtures: pd.DataFrame, tags, vocabulary, where: Path) -> None:
     """``tags``: the mixtures' tags as an arrow list column (checked flat, without a Python loop)."""
     if not vocabulary or tags is None:
@@ -114,5 +130,7 @@ def _refuse(where: Path, what: str, ids: pd.Series, bad: np.ndarray, column: str
         return
     first = int(np.flatnonzero(bad)[0])
     more = int(bad.sum()) - 1
-    raise S.ManifestError(f"{where}: {what} {ids.iloc[first]}: {column} {values.iloc[first]!r} {problem}"
+    value = values.iloc[first]
+    value = value.item() if isinstance(value, np.generic) else value  # 'nan', not 'np.float64(nan)'
+    raise S.ManifestError(f"{where}: {what} {ids.iloc[first]}: {column} {value!r} {problem}"
                           + (f" (and {more} more row(s))" if more else ""))

@@ -230,8 +230,8 @@ def _one_line_error(code, out, err, *needles):
 
 
 def test_nan_loss_stops_with_step_and_mixture_ids(manifest_dir, tmp_path):
-    def poison(mixtures):
-        mixtures[S.CLEAN_GAIN] = np.where(mixtures[S.SPLIT] == "train", np.nan, mixtures[S.CLEAN_GAIN])
+    def poison(mixtures):  # a finite gain (a valid row) whose float32 samples overflow to inf
+        mixtures[S.CLEAN_GAIN] = np.where(mixtures[S.SPLIT] == "train", 1e300, mixtures[S.CLEAN_GAIN])
         return mixtures
 
     bad = _rewrite(manifest_dir, tmp_path / "nan", poison)

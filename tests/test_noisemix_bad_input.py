@@ -77,6 +77,72 @@ def test_bad_clean_file_fails_with_its_name_or_is_skipped(corpus_copy, tmp_path,
     assert any(name in line and problem in line for line in report["skipped_files"])
 
 
+@pytest.mark.parametrize("kind, problem", [
+    ("dangling", "a symbolic link to a missing file"), ("loop", "a symbolic link loop"),
+    ("one-sample", "too short for noise: 1 sample(s)"),
+])
+def test_bad_noise_entries_fail_in_one_line_or_are_counted_skips(corpus_copy, tmp_path, kind, problem):
+    folder = corpus_copy / "noise" / "environmental"
+    if kind == "dangling":
+        (folder / "bad.wav").symlink_to(folder / "nowhere.wav")
+    elif kind == "loop":
+        (folder / "bad.wav").symlink_to(folder / "other.wav")
+        (folder / "other.wav").symlink_to(folder / "bad.wav")
+    else:
+        sf.write(folder / "bad.wav", np.array([0.5]), 22050, subtype="PCM_16")
+    args = ["build", "--clean", corpus_copy / "clean", "--noise", corpus_copy / "noise", "--no-progress"]
+    one_line_error(run_cli(*args, "--out", tmp_path / "m", "--on-error", "fail"), "bad.wav", problem)
+    skipped = run_cli(*args, "--out", tmp_path / "m2", "--on-error", "skip")
+    assert skipped.returncode == 0 and "Traceback" not in skipped.stderr, skipped.stderr
+    report = json.loads((tmp_path / "m2" / S.INFO_FILE).read_text())["report"]
+    assert any("bad.wav" in line and problem in line for line in report["skipped_files"])
+
+
+def test_an_unreadable_folder_is_named_not_dropped(corpus_copy, monkeypatch):
+    import os
+
+    from noisemix.errors import AudioError
+    from noisemix.sources import CorpusInput, scan
+
+    locked = corpus_copy / "noise" / "speech"
+    real = os.scandir
+
+    def scandir(path="."):  # as root every folder is readable: deny this one as a user's permissions would
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    inputs = [CorpusInput("syn", corpus_copy, "clean", subdir="clean"),
+              CorpusInput("syn", corpus_copy, "noise", subdir="noise")]
+    with pytest.raises(AudioError, match="folder not readable \\(Permission denied\\)"):
+        scan(inputs, on_error="fail", progress=False, use_cache=False)
+    result = scan(inputs, on_error="skip", progress=False, use_cache=False)
+    assert any(str(locked) in line and "not listed" in line for line in result.problems)
+    assert not result.sources[S.PATH].str.startswith("noise/speech/").any()
+
+
+def test_a_file_libsndfile_calls_a_system_error_gets_the_systems_reason(corpus_copy, monkeypatch):
+    import builtins
+
+    import noisemix.audio
+    from noisemix.sources import examine_file
+
+    path = corpus_copy / "clean" / "piece000.flac"
+
+    def info(name):  # what libsndfile says of a file it may not open
+        raise sf.LibsndfileError(2, f"Error opening {name!r}: ")
+
+    def deny(name, *args, **kwargs):  # as root every file is readable: deny this one
+        if Path(name) == path:
+            raise PermissionError(13, "Permission denied", str(name))
+        return builtins.open(name, *args, **kwargs)
+
+    monkeypatch.setattr(noisemix.audio.sf, "info", info)
+    monkeypatch.setattr(noisemix.audio, "open", deny, raising=False)
+    assert examine_file(str(path)) == "unreadable (Permission denied)"
+
+
 def test_other_sample_rates_are_resampled_and_noted(corpus_copy, tmp_path):
     audio, rate = sf.read(corpus_copy / "clean" / "piece000.flac")
     import soxr
@@ -201,6 +267,25 @@ def test_rows_with_impossible_values_are_refused_on_load_in_one_line(manifest_co
     assert "mixtures.parquet" in line and not (manifest_copy / "r").exists()  # nothing written, no journal
     verified = run_cli("verify", manifest_copy, "--no-progress")
     assert verified.returncode == 1 and needle in verified.stderr and "Traceback" not in verified.stderr
+
+
+@pytest.mark.parametrize("stored, needle", [
+    ('[{"name": "AddBackgroundNoise", "init": {"sounds_path": "/etc"}, "parameters": {}}]', "'AddBackgroundNoise' is not one"),
+    ('[{"name": "Lambda", "init": {}, "parameters": {}}]', "'Lambda' is not one"),
+    ('[{"name": "Gain", "init": {"min_gain_db": {"x": 1}}, "parameters": {}}]', "settings must be plain"),
+    ("not json", "not valid JSON"),
+])
+def test_a_manifest_may_only_name_listed_transforms_with_plain_settings(manifest_copy, stored, needle):
+    mixture = _edit_noisy_row(manifest_copy, S.NOISE_TRANSFORMS, stored)
+    one_line_error(run_cli("render", manifest_copy, "--out", manifest_copy / "r"), needle, mixture,
+                   S.NOISE_TRANSFORMS)
+    assert not (manifest_copy / "r").exists()
+
+
+def test_build_refuses_transforms_that_read_files(synthetic_corpus, tmp_path):
+    one_line_error(run_cli("build", "--clean", synthetic_corpus / "clean", "--noise", synthetic_corpus / "noise",
+                           "--noise-transform", f"AddBackgroundNoise:sounds_path={synthetic_corpus}",
+                           "--out", tmp_path / "m"), "'AddBackgroundNoise' is not one")
 
 
 def test_the_trainer_refuses_an_invalid_manifest_in_one_line(manifest_copy, tmp_path):
