@@ -98,7 +98,8 @@ def _header(recipe, layout, runs) -> str:
     from .experiment import machine
 
     wall = layout.out / "wall_time.json"
-    seconds = sum(s["seconds"] for s in json.loads(wall.read_text())["sessions"]) if wall.is_file() else None
+    sessions = [s["seconds"] for s in json.loads(wall.read_text())["sessions"]] if wall.is_file() else []
+    seconds = sum(sessions)
     config = json.loads((next(iter(next(iter(runs.values())).values()))[0] / "config.json").read_text())
     t = config["train"]
     budget = (f"preset {recipe.preset} ({config['model']['frontend']} FE); stage 1 {t['stage1']['steps']} steps, "
@@ -107,6 +108,8 @@ def _header(recipe, layout, runs) -> str:
               f"{config['data']['batch_size']} per domain; λ max {t['lambda_max']} over {t['lambda_horizon_steps']} "
               f"steps; stage-3 FE lr x{t['stage3']['fe_lr_scale']}")
     timing = f"{seconds / 60:.1f} min wall" if seconds else "wall time not recorded"
+    if len(sessions) > 1:
+        timing += f" in {len(sessions)} sessions ({' + '.join(f'{s / 60:.1f}' for s in sessions)})"
     own = [f"{arm}: " + ", ".join(_fields(recipe.arms[arm]["config"])) for arm in runs if recipe.arms[arm].get("config")]
     if own:
         budget += "; arms with their own fields: " + "; ".join(own)

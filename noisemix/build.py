@@ -78,7 +78,11 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     used = (set(mixtures[S.CLEAN_SOURCE_ID]) | set(mixtures[S.NOISE_SOURCE_ID])
             | {i for ids in mixtures[S.NOISE_NEXT_IDS] for i in ids})
     used_sources = frame_to_table(sources[sources[S.SOURCE_ID].isin(used)], S.SOURCES_SCHEMA)
-    return write_manifest(out, used_sources, frame_to_table(mixtures, S.MIXTURES_FULL_SCHEMA), info)
+    info = write_manifest(out, used_sources, frame_to_table(mixtures, S.MIXTURES_FULL_SCHEMA), info)
+    from .card import refresh_card
+
+    refresh_card(out)  # a card of an earlier build in this folder describes this one now
+    return info
 
 
 def _tool_version() -> str:

@@ -21,6 +21,7 @@ from .stats import count_table
 __all__ = ["write_card", "card_text", "source_digests", "CARD_FILE"]
 
 CARD_FILE = "README.md"
+CARD_MARK = "; built by noisemix "  # in every card's first paragraph: how a card is told from another README
 
 
 def write_card(directory: Path) -> Path:
@@ -28,6 +29,15 @@ def write_card(directory: Path) -> Path:
     path = Path(directory) / CARD_FILE
     write_text(card_text(load_manifest(directory)), path)
     return path
+
+
+def refresh_card(directory: Path) -> Path | None:
+    """Rewrite a dataset card that a build left in ``directory`` (a rebuild must never keep
+    describing the earlier build); a README.md that is not a noisemix card is left alone."""
+    path = Path(directory) / CARD_FILE
+    if path.is_file() and CARD_MARK in path.read_text(encoding="utf-8", errors="replace"):
+        return write_card(directory)
+    return None
 
 
 def source_digests(sources: pd.DataFrame) -> dict[str, str]:

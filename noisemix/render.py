@@ -27,7 +27,15 @@ from .io import write_bytes, write_parquet
 from .manifest import frame_to_table, load_manifest
 from .mix import Mixer, is_elementwise
 
-__all__ = ["render_manifest", "parse_shard", "renders_file"]
+__all__ = ["render_manifest", "parse_shard", "renders_file", "render_keys", "MIXING_VERSION"]
+
+# Bump when the arithmetic that turns a row into samples changes: every render made before
+# is then stale and re-rendered (its key no longer matches).
+MIXING_VERSION = 1
+# The columns a rendered file's samples (and its path) depend on.
+KEY_COLUMNS = (S.SPLIT, S.SAMPLE_RATE, S.CLEAN_SOURCE_ID, S.CLEAN_OFFSET, S.NUM_OUTPUT_FRAMES, S.NOISE_SOURCE_ID,
+               S.NOISE_OFFSET, S.NOISE_LOOPED, S.NOISE_NEXT_IDS, S.CLEAN_GAIN, S.NOISE_GAIN, S.NOISE_TRANSFORMS,
+               S.MIXTURE_TRANSFORMS)
 
 FORMATS = {"flac": "FLAC", "wav": "WAV"}
 # Decoded sources kept in memory per render process. Rows are rendered grouped by noise
@@ -40,6 +48,27 @@ RENDER_MEMORY_MB = 8
 SHARED_CLEAN_MEMORY_MB = 512
 # Samples per block when mixing: the block's float32 working arrays fit in a core's cache.
 BLOCK_FRAMES = 1 << 16
+
+
+def render_keys(manifest, fmt: str, rows: pd.DataFrame | None = None) -> dict[str, str]:
+    """``mixture id -> key`` of everything a rendered file's samples depend on: the row's mixing
+    columns (gains exactly), the sha256 of every source it reads, the build's resampler,
+    crossfade and clip policy, the file format and :data:`MIXING_VERSION`. A render is valid
+    only while its key is the current row's."""
+    rows = manifest.mixtures if rows is None else rows
+    spec = manifest.info.get("spec", {})
+    context = json.dumps([MIXING_VERSION, fmt, manifest.info.get("resampler", ""), spec.get("crossfade_s"),
+                          spec.get("clip_policy", "scale")], default=str)
+    sha = manifest.sources[S.SHA256].to_dict()
+    keys = {}
+    columns = [rows[c].tolist() for c in KEY_COLUMNS]
+    for mid, values in zip(rows[S.MIXTURE_ID], zip(*columns)):
+        parts = [context] + [v.hex() if isinstance(v, float) else str(list(v) if isinstance(v, (list, np.ndarray)) else v)
+                             for v in values]
+        row = dict(zip(KEY_COLUMNS, values))
+        parts += [sha.get(row[S.CLEAN_SOURCE_ID], "")] + [sha.get(i, "") for i in (row[S.NOISE_SOURCE_ID], *row[S.NOISE_NEXT_IDS])]
+        keys[mid] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return keys
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -72,11 +101,13 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     out.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(out)
     journal = out / f".journal-{shard[0]}-of-{shard[1]}.jsonl"
-    done = _read_journal(journal, out)
     rows = manifest.mixtures.iloc[shard[0]::shard[1]]
     if split is not None:
         rows = rows[rows[S.SPLIT] == split]
     needed = {"mixture", "clean"} if stems else {"mixture"}
+    keys = render_keys(manifest, fmt, rows)
+    done, outdated = _current_renders(_read_journal(journal, out), keys, set(manifest.mixtures[S.MIXTURE_ID]))
+    _remove_outdated(out, outdated, keys, fmt, {"mixture", "clean", "noise"} if stems else {"mixture"})
     finished = [mid in done and needed <= {r[S.STEM] for r in done[mid]} for mid in rows[S.MIXTURE_ID]]
     tasks = _tasks_by_source(rows[~np.array(finished, dtype=bool)])
     for name in rows[S.SPLIT].unique():
@@ -87,6 +118,7 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, tasks)), desc="render", unit="mix", disable=not progress)
     with open(journal, "a", encoding="utf-8") as log:
         for records in _run(job, tasks, workers):
+            records = [dict(record, **{S.RENDER_KEY: keys[record[S.MIXTURE_ID]]}) for record in records]
             log.writelines(json.dumps(record) + "\n" for record in records)
             log.flush()
             done[records[0][S.MIXTURE_ID]] = records
@@ -288,6 +320,44 @@ def _remove_temporaries(out: Path) -> None:
     """Half-written files of an interrupted run (they never carry a final name)."""
     for path in out.rglob(".*.tmp"):
         path.unlink(missing_ok=True)
+
+
+def _current_renders(done: dict[str, list[dict]], keys: dict[str, str],
+                     manifest_ids: set[str]) -> tuple[dict, list[dict]]:
+    """The journal's renders still valid for this run's rows (same key), and the records whose
+    files are outdated: of a row whose key changed, or of a mixture no longer in the manifest."""
+    current, outdated = {}, []
+    for mid, records in done.items():
+        if mid not in keys:  # another split's row (``--split``), or gone from the manifest
+            outdated += records if mid not in manifest_ids else []
+            continue
+        valid = [r for r in records if r.get(S.RENDER_KEY) == keys[mid]]
+        outdated += [r for r in records if r.get(S.RENDER_KEY) != keys[mid]]
+        if valid:
+            current[mid] = valid
+    return current, outdated
+
+
+def _remove_outdated(out: Path, outdated: list[dict], keys: dict[str, str], fmt: str, stems: set[str]) -> None:
+    """Delete the outdated files this run will not overwrite (a mixture no longer in the
+    manifest, a file of another format, a stem this run does not write): only files this
+    renderer wrote, as its journal says; one line each on stderr. A changed row rendered to
+    the same path is simply rewritten."""
+    import sys
+
+    for record in outdated:
+        path = out / record[S.OUTPUT_PATH]
+        if record[S.MIXTURE_ID] not in keys:
+            why = "its mixture is no longer in the manifest"
+        elif not record[S.OUTPUT_PATH].endswith(f".{fmt}"):
+            why = f"its row is rendered to .{fmt} now"
+        elif record[S.STEM] not in stems:
+            why = f"its row changed and this run writes no {record[S.STEM]} stem"
+        else:
+            continue
+        if path.is_file():
+            path.unlink()
+            print(f"removed {path}: {why}", file=sys.stderr)
 
 
 def _read_journal(journal: Path, out: Path) -> dict[str, list[dict]]:

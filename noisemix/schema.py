@@ -172,6 +172,7 @@ MEASURED_SNR_DB = "measured_snr_db"  # clean stem vs the rest of the 16-bit mixt
 PEAK = "peak"                    # peak absolute sample value of the written mixture
 LOUDNESS_LUFS = "loudness_lufs"  # BS.1770 integrated loudness of the mixture
 STEM = "stem"                    # 'mixture', 'clean' or 'noise'
+RENDER_KEY = "render_key"        # of everything that determines the file's samples (noisemix.render.render_keys)
 
 RENDERS_SCHEMA = pa.schema([
     pa.field(MIXTURE_ID, pa.string(), nullable=False),
@@ -181,6 +182,7 @@ RENDERS_SCHEMA = pa.schema([
     pa.field(MEASURED_SNR_DB, pa.float64(), nullable=False),
     pa.field(PEAK, pa.float64(), nullable=False),
     pa.field(LOUDNESS_LUFS, pa.float64(), nullable=False),
+    pa.field(RENDER_KEY, pa.string(), nullable=False),  # '' in tables written before keys existed: stale
 ])
 
 # --- manifest.json ---------------------------------------------------------------

@@ -77,6 +77,7 @@ def _check_renders(manifest, renders: Path, progress: bool) -> list[str]:
     missing = set(manifest.mixtures[S.MIXTURE_ID]) - set(table[S.MIXTURE_ID])
     if missing:
         problems.append(f"{renders}: {len(missing)} mixture(s) not rendered, e.g. {sorted(missing)[0]}")
+    problems += _stale_renders(manifest, renders, table)
     for name, digest in tqdm(list(zip(table[S.OUTPUT_PATH], table[S.SHA256])), desc="verify renders",
                              unit="file", disable=not progress, leave=False):
         path = renders / name
@@ -85,3 +86,21 @@ def _check_renders(manifest, renders: Path, progress: bool) -> list[str]:
         elif sha256_file(path) != digest:
             problems.append(f"{path}: sha256 differs from the renders table")
     return problems
+
+
+def _stale_renders(manifest, renders: Path, table) -> list[str]:
+    """One line per render of a mixture the manifest no longer has (orphan) and per render
+    made from another version of its row (stale: its key is not the current row's)."""
+    from .render import render_keys
+
+    ids = set(manifest.mixtures[S.MIXTURE_ID])
+    orphan = ~table[S.MIXTURE_ID].isin(ids)
+    lines = [f"{renders / path}: orphan (mixture {mid} is not in the manifest)"
+             for mid, path in zip(table[S.MIXTURE_ID][orphan], table[S.OUTPUT_PATH][orphan])]
+    current = table[~orphan]
+    for fmt, part in current.groupby(current[S.OUTPUT_PATH].str.rsplit(".", n=1).str[-1]):
+        keys = render_keys(manifest, fmt, manifest.mixtures[manifest.mixtures[S.MIXTURE_ID].isin(set(part[S.MIXTURE_ID]))])
+        stale = part[part[S.RENDER_KEY].to_numpy() != part[S.MIXTURE_ID].map(keys).to_numpy()]
+        lines += [f"{renders / path}: stale (rendered from another version of mixture {mid}; render again)"
+                  for mid, path in zip(stale[S.MIXTURE_ID], stale[S.OUTPUT_PATH])]
+    return lines

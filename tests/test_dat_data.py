@@ -146,7 +146,7 @@ def test_rendered_files_give_the_same_input_as_on_the_fly_mixing(manifest, tmp_p
         rel = f"{row[S.MIXTURE_ID]}.wav"
         sf.write(tmp_path / rel, mixer.mix(row), manifest.sample_rate, subtype="FLOAT")
         records.append({S.MIXTURE_ID: row[S.MIXTURE_ID], S.STEM: "mixture", S.OUTPUT_PATH: rel, S.SHA256: "",
-                        S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0})
+                        S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0, S.RENDER_KEY: ""})
     # One renders table, or one per shard as `noisemix render --shard I/2` writes them.
     names = [S.RENDERS_FILE] if tables == 1 else [f"renders.shard-{i}-of-2.parquet" for i in range(2)]
     for i, name in enumerate(names):

@@ -168,7 +168,7 @@ def test_renders_tables_of_shards_are_read_together_and_the_latest_wins(built_ma
 
     def record(mixture_id, digest, path="train/x.wav"):
         return {S.MIXTURE_ID: mixture_id, S.STEM: "mixture", S.OUTPUT_PATH: path, S.SHA256: digest,
-                S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0}
+                S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0, S.RENDER_KEY: ""}
 
     def write(name, records, mtime):
         pq.write_table(pa.Table.from_pylist(records, schema=S.RENDERS_SCHEMA), tmp_path / name)
@@ -182,3 +182,111 @@ def test_renders_tables_of_shards_are_read_together_and_the_latest_wins(built_ma
     write("renders.shard-1-of-2.parquet", [record("c", "c", "../../outside.wav")], 3_000_000_000)
     with pytest.raises(ManifestError, match="outside.wav"):
         load_renders(tmp_path)
+
+
+# --- issue 26: renders never outlive the rows they were made from -----------------
+
+def _build(corpus_inputs, out, seed, **spec):
+    from noisemix.build import build_manifest
+    from noisemix.spec import BuildSpec
+
+    build_manifest(corpus_inputs, BuildSpec(seed=seed, mixtures_per_segment=2, **spec), out, progress=False)
+    return out
+
+
+def test_a_rebuilt_manifest_gets_its_rows_rendered_again_and_verify_names_stale_renders(corpus_inputs, tmp_path):
+    from noisemix import load_renders
+    from noisemix.verify import verify_manifest
+
+    manifest_dir, audio = tmp_path / "m", tmp_path / "audio"
+    _build(corpus_inputs, manifest_dir, seed=0)
+    render_manifest(manifest_dir, audio, stems=True, progress=False)
+    _build(corpus_inputs, manifest_dir, seed=1)  # same mixture ids, other draws
+    stale = verify_manifest(manifest_dir, renders=audio, progress=False)
+    assert stale and all("stale" in line for line in stale)  # nothing passes for the old audio
+    render_manifest(manifest_dir, audio, stems=True, progress=False)
+    assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
+    table = load_renders(audio)
+    rows = load_manifest(manifest_dir).mixtures.set_index(S.MIXTURE_ID)
+    noisy = table[(table[S.STEM] == "mixture") & table[S.MIXTURE_ID].map(rows[S.NOISE_SOURCE_ID]).ne("")]
+    measured = noisy[S.MEASURED_SNR_DB].to_numpy()
+    assert np.allclose(measured, noisy[S.MIXTURE_ID].map(rows[S.SNR_DB]).to_numpy(), atol=0.1)
+
+
+def test_a_current_folder_renders_nothing_and_a_format_switch_replaces_the_files(built_manifest, tmp_path, capfd):
+    audio = tmp_path / "audio"
+    render_manifest(built_manifest, audio, fmt="flac", progress=False)
+    before = {p: p.stat().st_mtime_ns for p in audio.rglob("*.flac")}
+    render_manifest(built_manifest, audio, fmt="flac", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in audio.rglob("*.flac")} == before  # current: nothing rewritten
+    capfd.readouterr()
+    table = render_manifest(built_manifest, audio, fmt="wav", progress=False)
+    assert not list(audio.rglob("*.flac")) and len(list(audio.rglob("*.wav"))) == len(table)
+    assert capfd.readouterr().err.count("its row is rendered to .wav now") == len(before)
+    assert table[S.OUTPUT_PATH].str.endswith(".wav").all()
+
+
+def test_renders_of_mixtures_gone_from_the_manifest_are_removed_and_named(corpus_inputs, tmp_path, capfd):
+    from noisemix import load_renders
+    from noisemix.verify import verify_manifest
+
+    manifest_dir, audio = tmp_path / "m", tmp_path / "audio"
+    _build(corpus_inputs, manifest_dir, seed=0)
+    render_manifest(manifest_dir, audio, progress=False)
+    first = set(load_renders(audio)[S.MIXTURE_ID])
+    _build(corpus_inputs, manifest_dir, seed=0, clean_references=False)  # the clean rows are gone
+    orphans = verify_manifest(manifest_dir, renders=audio, progress=False)
+    assert orphans and all("orphan" in line for line in orphans)
+    capfd.readouterr()
+    render_manifest(manifest_dir, audio, progress=False)
+    gone = first - set(load_manifest(manifest_dir).mixtures[S.MIXTURE_ID])
+    assert gone and capfd.readouterr().err.count("no longer in the manifest") == len(gone)
+    assert not any(mid in p.name for p in audio.rglob("*.flac") for mid in gone)
+    assert set(load_renders(audio)[S.MIXTURE_ID]) == first - gone
+    assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
+
+
+def test_sharded_and_resumed_renders_keep_their_keys(corpus_inputs, tmp_path):
+    from noisemix.render import render_keys
+    from noisemix.verify import verify_manifest
+
+    manifest_dir, audio = tmp_path / "m", tmp_path / "audio"
+    _build(corpus_inputs, manifest_dir, seed=0)
+    for index in range(2):
+        render_manifest(manifest_dir, audio, shard=(index, 2), progress=False)
+    _build(corpus_inputs, manifest_dir, seed=2)
+    render_manifest(manifest_dir, audio, shard=(0, 2), progress=False)  # one shard re-rendered, one stale
+    stale = verify_manifest(manifest_dir, renders=audio, progress=False)
+    assert stale and all("stale" in line for line in stale)
+    render_manifest(manifest_dir, audio, shard=(1, 2), progress=False)
+    assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
+    from noisemix import load_renders
+
+    keys = render_keys(load_manifest(manifest_dir), "flac")
+    table = load_renders(audio)
+    assert (table[S.RENDER_KEY] == table[S.MIXTURE_ID].map(keys)).all()
+
+
+def test_a_rebuild_refreshes_the_card_it_finds_and_leaves_other_readmes_alone(corpus_inputs, tmp_path):
+    from noisemix.card import write_card
+
+    manifest_dir = _build(corpus_inputs, tmp_path / "m", seed=0)
+    card = write_card(manifest_dir)
+    _build(corpus_inputs, manifest_dir, seed=1)
+    fingerprint = json.loads((manifest_dir / S.INFO_FILE).read_text())["fingerprints"]["mixtures"]
+    assert fingerprint in card.read_text() and "seed 1" in card.read_text()
+    other = _build(corpus_inputs, tmp_path / "o", seed=0)
+    (other / "README.md").write_text("# my notes\n")
+    _build(corpus_inputs, other, seed=1)
+    assert (other / "README.md").read_text() == "# my notes\n"
+
+
+def test_stems_of_a_changed_row_are_removed_when_the_rerun_writes_none(corpus_inputs, tmp_path):
+    manifest_dir, audio = tmp_path / "m", tmp_path / "audio"
+    _build(corpus_inputs, manifest_dir, seed=0)
+    render_manifest(manifest_dir, audio, stems=True, progress=False)
+    assert list(audio.rglob("*.clean.flac"))
+    _build(corpus_inputs, manifest_dir, seed=1)
+    render_manifest(manifest_dir, audio, stems=False, progress=False)
+    assert not list(audio.rglob("*.clean.flac")) and not list(audio.rglob("*.noise.flac"))
+    assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
