@@ -38,6 +38,7 @@ bench: venv
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_render.py --noise-rate 16000
 	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_validate.py
 	$(PY) benchmarks/bench_dat_loader.py
 	$(PY) benchmarks/bench_dat_step.py
 

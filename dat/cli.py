@@ -19,6 +19,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Domain adver
 __all__ = ["app", "main"]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"dat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Domain adversarial music tagging on noisemix manifests."""
+
+
 @contextlib.contextmanager
 def _user_errors():
     """Turn errors caused by the input into one line on stderr and exit code 2."""

@@ -14,6 +14,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Reproducible noisy-music manifests: build, render, verify, inspect, export.")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"noisemix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Reproducible noisy-music manifests: build, render, verify, inspect, export."""
+
+
 def _roots(pairs):
     from .manifest import parse_roots
 

@@ -64,3 +64,14 @@ def test_level_noise_fill_loop_limit_and_fold_flags_reach_the_recorded_spec(tmp_
     assert {k: info["spec"][k] for k in ("noise_fill", "max_loops", "folds", "headroom_db", "level")} == {
         "noise_fill": "concat", "max_loops": 2, "folds": 3, "headroom_db": 9.0, "level": "match-clean"}
     assert info["schema_version"] == 2
+
+
+def test_both_commands_tell_their_version_and_run_as_modules():
+    import subprocess
+    import sys
+
+    from noisemix import __version__
+
+    for module in ("noisemix", "dat"):
+        result = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip() == f"{module} {__version__}", result.stderr

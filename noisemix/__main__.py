@@ -1,0 +1,5 @@
+"""``python -m noisemix``: the noisemix command."""
+
+from .cli import main
+
+main()
