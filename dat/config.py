@@ -26,7 +26,7 @@ from .errors import DatError
 
 __all__ = [
     "ModelConfig", "DataConfig", "StageConfig", "TrainConfig", "RunConfig",
-    "METHODS", "PRESETS", "preset", "config_from_dict", "model_config_from_dict", "method_stages", "uses_target", "is_adversarial",
+    "METHODS", "PRESETS", "preset", "config_from_dict", "saved_with_defaults", "model_config_from_dict", "method_stages", "uses_target", "is_adversarial",
 ]
 
 # The four methods compared in the paper's setting (see :func:`method_stages`).
@@ -271,6 +271,12 @@ def _build(cls, values: dict, where: str):
         raise DatError(f"config {where or 'top level'}: unknown field(s) {', '.join(unknown)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in values.items()}
     return cls(**kwargs)
+
+
+def saved_with_defaults(saved: dict) -> dict:
+    """A config saved by an earlier dat, with the fields added since at their defaults (which
+    are what that dat did), so a run keeps resuming and importing across versions."""
+    return merge_values(RunConfig().to_dict(), saved)
 
 
 def merge_values(base: dict, override: dict) -> dict:

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from . import checkpoint
+from .config import saved_with_defaults
 from .errors import DatError
 
 __all__ = ["import_stage1", "STAGE1_KEYS"]
@@ -53,7 +54,7 @@ def import_stage1(source: Path, trainer) -> dict:
         raise DatError(f"--stage1-from {source}: its last.pt is not the end of stage 1 (completed stages "
                        f"{saved['progress']['completed']}); train it with --stage 1")
     ours = trainer.config.to_dict()
-    differ = _differences(_stage1_view(saved["config"]), _stage1_view(ours))
+    differ = _differences(_stage1_view(saved_with_defaults(saved["config"])), _stage1_view(ours))
     if differ:
         raise DatError(f"--stage1-from {source}: its stage 1 ran with another config ({', '.join(differ[:4])})")
     checkpoint.check_tags(saved["tags"], trainer.tags, str(last))

@@ -38,7 +38,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint, distributed
-from .config import RunConfig, StageConfig, is_adversarial, method_stages
+from .config import RunConfig, StageConfig, is_adversarial, method_stages, saved_with_defaults
 from .data import DomainStream, domain_classes, prepare_training_data
 from .errors import DatError
 from .logs import RunLogger, StepAverager
@@ -161,7 +161,7 @@ class Trainer:
             raise DatError(f"{self.run_dir}: nothing to resume (no last.pt)")
         saved = checkpoint.load(self.last_path, kind="train")
         checkpoint.check_architecture(saved, self.config.model, str(self.last_path))
-        if saved["config"] != self.config.to_dict():
+        if saved_with_defaults(saved["config"]) != self.config.to_dict():
             raise DatError(f"{self.last_path}: saved with another config; resume with the run's config.json")
         return saved
 

@@ -167,6 +167,23 @@ def test_stage1_from_gives_the_run_that_would_have_trained_stage1_itself(manifes
         train(other, manifest, tmp_path / "bad", stage1_from=tmp_path / "s1")
 
 
+def test_a_stage1_saved_before_newer_config_fields_is_still_imported_and_resumed(manifest, tmp_path):
+    """Fields added to the config since (they default to what dat did before) do not make an
+    older run's stage 1 "another config" for --stage1-from, nor block --resume."""
+    from dat import checkpoint
+
+    values = {"preset": "tiny", "method": "consistency", "train": {"deterministic": True}}
+    train(config_from_dict(dict(values, method="source-only")), manifest, tmp_path / "s1", stages=[1])
+    saved = checkpoint.load(tmp_path / "s1" / "last.pt")
+    for section, key in (("data", "labelled_share"), ("data", "target_pieces"), ("train", "consistency_teacher")):
+        del saved["config"][section][key]  # as an earlier dat wrote it
+    checkpoint.save(saved, tmp_path / "s1" / "last.pt")
+    result = train(config_from_dict(values), manifest, tmp_path / "run", stage1_from=tmp_path / "s1")
+    assert result["completed"] == [1, 3]
+    assert train(config_from_dict(dict(values, method="source-only")), manifest, tmp_path / "s1",
+                 resume=True)["completed"] == [1, 3]
+
+
 _ALLOCATE_AND_FREE = """
 import json, resource
 import torch
