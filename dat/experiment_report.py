@@ -98,8 +98,8 @@ def _header(recipe, layout, runs) -> str:
     from .experiment import machine
 
     wall = layout.out / "wall_time.json"
-    sessions = [s["seconds"] for s in json.loads(wall.read_text())["sessions"]] if wall.is_file() else []
-    seconds = sum(sessions)
+    sessions = json.loads(wall.read_text())["sessions"] if wall.is_file() else []
+    seconds = _covered_seconds(sessions)
     config = json.loads((next(iter(next(iter(runs.values())).values()))[0] / "config.json").read_text())
     t = config["train"]
     budget = (f"preset {recipe.preset} ({config['model']['frontend']} FE); stage 1 {t['stage1']['steps']} steps, "
@@ -109,7 +109,8 @@ def _header(recipe, layout, runs) -> str:
               f"steps; stage-3 FE lr x{t['stage3']['fe_lr_scale']}")
     timing = f"{seconds / 60:.1f} min wall" if seconds else "wall time not recorded"
     if len(sessions) > 1:
-        timing += f" in {len(sessions)} sessions ({' + '.join(f'{s / 60:.1f}' for s in sessions)})"
+        minutes = ", ".join(f"{session['seconds'] / 60:.1f}" for session in sessions)
+        timing += f" in {len(sessions)} sessions ({minutes} min; overlapping time counted once)"
     own = [f"{arm}: " + ", ".join(_fields(recipe.arms[arm]["config"])) for arm in runs if recipe.arms[arm].get("config")]
     if own:
         budget += "; arms with their own fields: " + "; ".join(own)
@@ -120,6 +121,22 @@ def _header(recipe, layout, runs) -> str:
         f"Budget: {budget}.", "",
         f"Machine: {machine()}; {recipe.jobs} training processes at a time, 1 thread each; {timing}.",
     ])
+
+
+def _covered_seconds(sessions: list[dict]) -> float:
+    """The time the sessions cover: their sum, less what overlaps (two resumed sessions of one
+    experiment may run side by side, e.g. an arm re-run while the rest finishes)."""
+    import datetime as dt
+
+    spans = []
+    for session in sessions:
+        end = dt.datetime.strptime(session["ended"], "%Y-%m-%d %H:%M:%S").timestamp()
+        spans.append((end - session["seconds"], end))
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        covered += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return covered
 
 
 def _folds_note(by_seed: dict[int, list[Path]]) -> str:

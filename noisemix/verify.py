@@ -78,6 +78,7 @@ def _check_renders(manifest, renders: Path, progress: bool) -> list[str]:
     if missing:
         problems.append(f"{renders}: {len(missing)} mixture(s) not rendered, e.g. {sorted(missing)[0]}")
     problems += _stale_renders(manifest, renders, table)
+    problems += _stem_snrs(manifest, renders, table)
     for name, digest in tqdm(list(zip(table[S.OUTPUT_PATH], table[S.SHA256])), desc="verify renders",
                              unit="file", disable=not progress, leave=False):
         path = renders / name
@@ -103,4 +104,38 @@ def _stale_renders(manifest, renders: Path, table) -> list[str]:
         stale = part[part[S.RENDER_KEY].to_numpy() != part[S.MIXTURE_ID].map(keys).to_numpy()]
         lines += [f"{renders / path}: stale (rendered from another version of mixture {mid}; render again)"
                   for mid, path in zip(stale[S.MIXTURE_ID], stale[S.OUTPUT_PATH])]
+    return lines
+
+
+SNR_TOLERANCE_DB = 0.1
+
+
+def _stem_snrs(manifest, renders: Path, table) -> list[str]:
+    """Where a noisy row's clean and noise stems were rendered, the SNR measured from the
+    16-bit stems must be the row's within :data:`SNR_TOLERANCE_DB` (an energy-ratio SNR, rows
+    without transforms: those are what the stems then describe exactly)."""
+    import soundfile as sf
+
+    from . import dsp
+
+    if manifest.info.get("spec", {}).get("snr_definition", "rms") != "rms":
+        return []
+    stems = table.pivot_table(index=S.MIXTURE_ID, columns=S.STEM, values=S.OUTPUT_PATH, aggfunc="last")
+    if not {"clean", "noise"} <= set(stems.columns):
+        return []
+    rows = manifest.mixtures.set_index(S.MIXTURE_ID)
+    lines = []
+    for mid, clean, noise in zip(stems.index, stems["clean"], stems["noise"]):
+        if not isinstance(clean, str) or not isinstance(noise, str) or mid not in rows.index:
+            continue
+        row = rows.loc[mid]
+        if row[S.NOISE_TRANSFORMS] != "[]" or row[S.MIXTURE_TRANSFORMS] != "[]":
+            continue
+        try:
+            measured = dsp.snr_db(sf.read(renders / clean, dtype="float64")[0], sf.read(renders / noise, dtype="float64")[0])
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            continue  # a missing or unreadable stem is reported by the sha256 check
+        if abs(measured - row[S.SNR_DB]) > SNR_TOLERANCE_DB:
+            lines.append(f"{renders / clean}: the stems measure {measured:.2f} dB, mixture {mid} says "
+                         f"{row[S.SNR_DB]:.2f} dB")
     return lines

@@ -203,7 +203,8 @@ def test_a_rebuilt_manifest_gets_its_rows_rendered_again_and_verify_names_stale_
     render_manifest(manifest_dir, audio, stems=True, progress=False)
     _build(corpus_inputs, manifest_dir, seed=1)  # same mixture ids, other draws
     stale = verify_manifest(manifest_dir, renders=audio, progress=False)
-    assert stale and all("stale" in line for line in stale)  # nothing passes for the old audio
+    assert any("stale" in line for line in stale)  # nothing passes for the old audio; its stems
+    assert all("stale" in line or "the stems measure" in line for line in stale)  # measure the old SNRs
     render_manifest(manifest_dir, audio, stems=True, progress=False)
     assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
     table = load_renders(audio)
@@ -294,3 +295,17 @@ def test_stems_of_a_changed_row_are_removed_when_the_rerun_writes_none(corpus_in
     assert {p.name.split(".")[0] for p in audio.rglob("*.clean.flac")} == set(
         load_manifest(manifest_dir).mixtures.query("noise_source_id == ''")["mixture_id"])
     assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
+
+
+def test_verify_remeasures_the_snr_from_the_stems(built_manifest, rendered, tmp_path):
+    import shutil
+
+    out, table = rendered
+    copy = tmp_path / "audio"
+    shutil.copytree(out, copy)
+    assert verify_manifest(built_manifest, renders=copy, progress=False) == []
+    record = table[(table[S.STEM] == "noise")].iloc[0]
+    noise, rate = sf.read(copy / record[S.OUTPUT_PATH], dtype="int16")
+    sf.write(copy / record[S.OUTPUT_PATH], (noise // 2).astype("int16"), rate, subtype="PCM_16")  # 6 dB quieter
+    lines = verify_manifest(built_manifest, renders=copy, progress=False)
+    assert any("the stems measure" in line and record[S.MIXTURE_ID] in line for line in lines)
