@@ -400,15 +400,8 @@ def labelled_pieces(manifest, share: float):
     if not 0.0 < share <= 1.0:
         raise DatError(f"data.labelled_share {share}: a share in (0, 1]")
     group = manifest.sources[S.GROUP]
-
-    def mask(rows: pd.DataFrame) -> np.ndarray:
-        if share >= 1.0:
-            return np.ones(len(rows), bool)
-        keys = np.fromiter((stable_key("labelled", g) for g in rows[S.CLEAN_SOURCE_ID].map(group)), np.uint64,
-                           count=len(rows))
-        return keys.astype(np.float64) / 2.0 ** 64 < share
-
-    return mask
+    labelled = {g for g in set(group) if share >= 1.0 or stable_key("labelled", g) / 2.0 ** 64 < share}
+    return lambda rows: rows[S.CLEAN_SOURCE_ID].map(group).isin(labelled).to_numpy()
 
 
 def _target_pieces(manifest, rows: pd.DataFrame, labelled, config: RunConfig) -> pd.DataFrame:

@@ -191,6 +191,10 @@ def unit(seed: int, fold: int | None) -> str:
     return f"seed{seed}" + ("" if fold is None else f":fold{fold}")
 
 
+def _fold_args(fold: int | None) -> list[str]:
+    return [] if fold is None else ["--fold", str(fold)]
+
+
 def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
     nm = [sys.executable, "-c", "from noisemix.cli import main; main()"]
     tasks = []
@@ -202,14 +206,14 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
     source_manifest = recipe.arms[next(iter(recipe.arms))]["manifest"]
     units = [(seed, fold) for seed in recipe.seeds for fold in recipe.folds]
     for seed, fold in units:
-        out, fold_args = layout.stage1(seed, fold), [] if fold is None else ["--fold", str(fold)]
+        out = layout.stage1(seed, fold)
         argv = (_train_argv(layout, recipe, source_manifest, out, "source-only", seed, layout.config)
-                + ["--stage", "1"] + fold_args)
+                + ["--stage", "1"] + _fold_args(fold))
         tasks.append(Task(f"stage1:{unit(seed, fold)}", argv, [f"build:{source_manifest}"], 4.0,
                           [*argv[:4], "-m", argv[5], "--out", str(out), "--resume", "--device", "cpu"],
                           out / "last.pt"))
     for seed, fold in units:
-        fold_args = [] if fold is None else ["--fold", str(fold)]
+        fold_args = _fold_args(fold)
         for arm, spec in recipe.arms.items():
             out, name = layout.run(arm, seed, fold), f"{arm}:{unit(seed, fold)}"
             config = layout.arm_config(arm) if spec.get("config") else layout.config

@@ -66,10 +66,12 @@ def stage3_curves(runs: dict[int, list[Path]], manifest_dir: Path) -> tuple[dict
     return curves, labels, clusters, (folds if len(infos) > 1 else {})
 
 
-def _curve_rows(recipe, layout, runs, fold_average: bool = False) -> list[dict]:
+def _curve_inputs(recipe, layout, runs) -> dict | None:
+    """Claim (b)'s stage-3 validation curves of dat and dat-no-dc-pretrain, read once: the
+    arguments of :func:`early_change_rows` other than the bootstrap's."""
     a, b = "dat", "dat-no-dc-pretrain"
     if a not in runs or b not in runs:
-        return []
+        return None
     manifest = layout.manifest(recipe.arms[a]["manifest"])
     curves_a, labels, clusters, folds = stage3_curves(runs[a], manifest)
     curves_b, *_ = stage3_curves(runs[b], manifest)
@@ -81,9 +83,9 @@ def _curve_rows(recipe, layout, runs, fold_average: bool = False) -> list[dict]:
               f"the ones that exist", file=sys.stderr)
         early = min(c[s]["clean"].shape[0] for s in seeds for c in (curves_a, curves_b)) - 1
     if early < 1:
-        return []
-    return early_change_rows({a: curves_a, b: curves_b}, labels, clusters, seeds, early, recipe.resamples, 1,
-                             recipe.clean_margin, a, b, folds, fold_average)
+        return None
+    return dict(curves={a: curves_a, b: curves_b}, labels=labels, clusters=clusters, seeds=seeds, early=early,
+                resamples=recipe.resamples, seed=1, margin=recipe.clean_margin, a=a, b=b, folds=folds)
 
 
 def _fields(values: dict, prefix: str = "") -> list[str]:
@@ -168,16 +170,19 @@ def write_report(recipe, layout) -> Path | None:
     header = _header(recipe, layout, runs)
     folded = recipe.folds != [None]
     complete = finished_runs(recipe, layout, EVAL_LAST_NAME) == runs
+    inputs = _curve_inputs(recipe, layout, runs)
+    selected = load_test_predictions(runs, EVAL_NAME)
+    last_test = load_test_predictions(runs, EVAL_LAST_NAME) if complete else None
     for fold_average in ((True, False) if folded else (False,)):
         suffix = "-pooled" if folded and not fold_average else ""
-        curves = _curve_rows(recipe, layout, runs, fold_average)
+        curves = early_change_rows(**inputs, fold_average=fold_average) if inputs else []
         options = dict(resamples=recipe.resamples, margin=recipe.clean_margin, fold_average=fold_average)
-        result = analyse(load_test_predictions(runs, EVAL_NAME), curves, **options)
+        result = analyse(selected, curves, **options)
         write_claims(result, layout.out, header + "\n\n" + _selection_line(runs), stem="claims" + suffix)
         if not suffix:
             plot_experiment(result, runs, layout.out)
-        if complete:
-            last = analyse(load_test_predictions(runs, EVAL_LAST_NAME), curves, **options)
+        if last_test is not None:
+            last = analyse(last_test, curves, **options)
             write_claims(last, layout.out, header + "\n\n" + LAST_NOTE, stem="claims-last" + suffix)
     print(f"claims: {layout.out / 'claims.md'}" + (f"; at the end of training: {layout.out / 'claims-last.md'}"
                                                    if complete else ""), file=sys.stderr)

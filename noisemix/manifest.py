@@ -90,13 +90,18 @@ def parse_roots(pairs) -> dict[str, Path]:
     return roots
 
 
-def _read_table(path: Path, table_schema: pa.Schema) -> pa.Table:
+def _read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None) -> pa.Table:
+    """A parquet table checked against ``table_schema``; ``defaults`` fills columns that
+    tables written by an earlier version lack (name -> the value of every row)."""
     if not path.is_file():
         raise S.ManifestError(f"{path}: not found")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise S.ManifestError(f"{path}: not a readable parquet file ({exc})") from None
+    for name, value in (defaults or {}).items():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([value] * len(table), table_schema.field(name).type))
     return S.validate_table(table, table_schema, str(path))
 
 
@@ -146,21 +151,12 @@ def load_renders(directory) -> pd.DataFrame:
     tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: (path.stat().st_mtime_ns, path.name))
     if not tables:
         raise S.ManifestError(f"{directory}: no renders table ({S.RENDERS_FILE}) found; run noisemix render first")
-    frame = pd.concat([_read_renders_table(path) for path in tables], ignore_index=True)
+    # A table written before render keys existed reads with empty keys: every render in it is stale.
+    frame = pd.concat([_read_table(path, S.RENDERS_SCHEMA, {S.RENDER_KEY: ""}).to_pandas() for path in tables],
+                      ignore_index=True)
     for path in frame[S.OUTPUT_PATH]:
         S.check_relative_path(path, f"{directory} renders table")
     return frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
-
-
-def _read_renders_table(path: Path) -> pd.DataFrame:
-    """One renders table; one written before render keys existed reads with empty (stale) keys."""
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise S.ManifestError(f"{path}: not a readable parquet file ({exc})") from None
-    if S.RENDER_KEY not in table.column_names:
-        table = table.append_column(S.RENDER_KEY, pa.array([""] * len(table), pa.string()))
-    return S.validate_table(table, S.RENDERS_SCHEMA, str(path)).to_pandas()
 
 
 def _check_mixture_names(mixtures: pd.DataFrame, where: Path) -> None:

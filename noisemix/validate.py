@@ -102,7 +102,7 @@ def _check_transforms(mixtures: pd.DataFrame, where: Path) -> None:
                 check_json(text)
             except SpecError as exc:
                 bad = (mixtures[column] == text).to_numpy()
-                _refuse(where, "mixture", mixtures[S.MIXTURE_ID], bad, column, pd.Series([str(text)[:80]] * len(bad)),
+                _refuse(where, "mixture", mixtures[S.MIXTURE_ID], bad, column, mixtures[column].str.slice(0, 80),
                         f"is refused: {exc}")
 
 
