@@ -141,9 +141,9 @@ class RenderedAudio:
     def __init__(self, manifest, render_dir: Path):
         self.render_dir = render_dir = Path(render_dir)
         try:
-            table = load_renders(render_dir)  # sharded renders included
+            table = load_renders(render_dir, manifest)  # sharded renders included; stale ones refused
         except S.ManifestError as exc:
-            raise DatError(f"{exc} (is {render_dir} a `noisemix render` output?)") from None
+            raise DatError(str(exc)) from None  # names the folder and what to run
         self.paths = {stem: {m: render_dir / p for m, p in zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])}
                       for stem, part in table.groupby(S.STEM)}
         self.sample_rate = manifest.sample_rate

@@ -140,23 +140,38 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     return Manifest(directory, info, sources.set_index(S.SOURCE_ID, drop=False), mixtures, merged_roots)
 
 
-def load_renders(directory) -> pd.DataFrame:
+def load_renders(directory, manifest: Manifest | None = None) -> pd.DataFrame:
     """The renders table of a ``noisemix render`` output folder, one row per written file.
 
     Shard renders (``--shard I/N``) into one folder each write their own table; all are
     read. Where tables overlap, the most recently written one wins, as its files are the
-    ones on disk.
+    ones on disk. Given the ``manifest`` the audio is read for, renders made from another
+    version of one of its rows (see ``noisemix.render.render_status``) are refused.
     """
     directory = Path(directory)
     tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: (path.stat().st_mtime_ns, path.name))
     if not tables:
         raise S.ManifestError(f"{directory}: no renders table ({S.RENDERS_FILE}) found; run noisemix render first")
     # A table written before render keys existed reads with empty keys: every render in it is stale.
-    frame = pd.concat([_read_table(path, S.RENDERS_SCHEMA, {S.RENDER_KEY: ""}).to_pandas() for path in tables],
+    defaults = {S.RENDER_KEY: "", S.MANIFEST_FINGERPRINT: ""}
+    frame = pd.concat([_read_table(path, S.RENDERS_SCHEMA, defaults).to_pandas() for path in tables],
                       ignore_index=True)
     for path in frame[S.OUTPUT_PATH]:
         S.check_relative_path(path, f"{directory} renders table")
-    return frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
+    frame = frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
+    if manifest is not None:
+        _refuse_stale(directory, manifest, frame)
+    return frame
+
+
+def _refuse_stale(directory: Path, manifest: Manifest, frame: pd.DataFrame) -> None:
+    from .render import render_status
+
+    stale = frame[S.OUTPUT_PATH][render_status(manifest, frame) == "stale"]
+    if len(stale):
+        raise S.ManifestError(f"{directory}: {len(stale)} render(s) were made from another version of their "
+                              f"manifest row, e.g. {stale.iloc[0]}; run noisemix render {manifest.directory} "
+                              f"{directory} again")
 
 
 def _check_mixture_names(mixtures: pd.DataFrame, where: Path) -> None:

@@ -27,7 +27,7 @@ from .io import write_bytes, write_parquet
 from .manifest import frame_to_table, load_manifest
 from .mix import Mixer, is_elementwise
 
-__all__ = ["render_manifest", "parse_shard", "renders_file", "render_keys", "MIXING_VERSION"]
+__all__ = ["render_manifest", "parse_shard", "renders_file", "render_keys", "render_status", "MIXING_VERSION"]
 
 # Bump when the arithmetic that turns a row into samples changes: every render made before
 # is then stale and re-rendered (its key no longer matches).
@@ -69,6 +69,19 @@ def render_keys(manifest, fmt: str, rows: pd.DataFrame | None = None) -> dict[st
         parts += [sha.get(row[S.CLEAN_SOURCE_ID], "")] + [sha.get(i, "") for i in (row[S.NOISE_SOURCE_ID], *row[S.NOISE_NEXT_IDS])]
         keys[mid] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
     return keys
+
+
+def render_status(manifest, table: pd.DataFrame) -> pd.Series:
+    """Per row of a renders table: ``current`` (its key is the manifest row's now), ``stale``
+    (rendered from another version of the row) or ``orphan`` (the row is gone). The format a
+    key covers is the file's own extension."""
+    status = pd.Series("orphan", index=table.index, dtype=object)
+    present = table[S.MIXTURE_ID].isin(set(manifest.mixtures[S.MIXTURE_ID]))
+    for fmt, part in table[present].groupby(table[S.OUTPUT_PATH].str.rsplit(".", n=1).str[-1]):
+        rows = manifest.mixtures[manifest.mixtures[S.MIXTURE_ID].isin(set(part[S.MIXTURE_ID]))]
+        current = part[S.RENDER_KEY].to_numpy() == part[S.MIXTURE_ID].map(render_keys(manifest, fmt, rows)).to_numpy()
+        status[part.index] = np.where(current, "current", "stale")
+    return status
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -126,6 +139,8 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     bar.close()
     order = {mid: i for i, mid in enumerate(rows[S.MIXTURE_ID])}
     table = pd.DataFrame([r for mid in order for r in done.get(mid, [])], columns=S.RENDERS_SCHEMA.names)
+    # Every listed file was just rendered or found current (same key) for this manifest.
+    table[S.MANIFEST_FINGERPRINT] = manifest.info.get("fingerprints", {}).get("mixtures", "")
     write_parquet(frame_to_table(table, S.RENDERS_SCHEMA), out / renders_file(shard))
     return table
 

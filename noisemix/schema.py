@@ -173,6 +173,7 @@ PEAK = "peak"                    # peak absolute sample value of the written mix
 LOUDNESS_LUFS = "loudness_lufs"  # BS.1770 integrated loudness of the mixture
 STEM = "stem"                    # 'mixture', 'clean' or 'noise'
 RENDER_KEY = "render_key"        # of everything that determines the file's samples (noisemix.render.render_keys)
+MANIFEST_FINGERPRINT = "manifest_fingerprint"  # mixtures fingerprint of the manifest the render was last run for
 
 RENDERS_SCHEMA = pa.schema([
     pa.field(MIXTURE_ID, pa.string(), nullable=False),
@@ -183,6 +184,7 @@ RENDERS_SCHEMA = pa.schema([
     pa.field(PEAK, pa.float64(), nullable=False),
     pa.field(LOUDNESS_LUFS, pa.float64(), nullable=False),
     pa.field(RENDER_KEY, pa.string(), nullable=False),  # '' in tables written before keys existed: stale
+    pa.field(MANIFEST_FINGERPRINT, pa.string(), nullable=False),  # '' in tables written before it was recorded
 ])
 
 # --- manifest.json ---------------------------------------------------------------

@@ -92,19 +92,13 @@ def _check_renders(manifest, renders: Path, progress: bool) -> list[str]:
 def _stale_renders(manifest, renders: Path, table) -> list[str]:
     """One line per render of a mixture the manifest no longer has (orphan) and per render
     made from another version of its row (stale: its key is not the current row's)."""
-    from .render import render_keys
+    from .render import render_status
 
-    ids = set(manifest.mixtures[S.MIXTURE_ID])
-    orphan = ~table[S.MIXTURE_ID].isin(ids)
-    lines = [f"{renders / path}: orphan (mixture {mid} is not in the manifest)"
-             for mid, path in zip(table[S.MIXTURE_ID][orphan], table[S.OUTPUT_PATH][orphan])]
-    current = table[~orphan]
-    for fmt, part in current.groupby(current[S.OUTPUT_PATH].str.rsplit(".", n=1).str[-1]):
-        keys = render_keys(manifest, fmt, manifest.mixtures[manifest.mixtures[S.MIXTURE_ID].isin(set(part[S.MIXTURE_ID]))])
-        stale = part[part[S.RENDER_KEY].to_numpy() != part[S.MIXTURE_ID].map(keys).to_numpy()]
-        lines += [f"{renders / path}: stale (rendered from another version of mixture {mid}; render again)"
-                  for mid, path in zip(stale[S.MIXTURE_ID], stale[S.OUTPUT_PATH])]
-    return lines
+    status = render_status(manifest, table)
+    why = {"orphan": "orphan (mixture {} is not in the manifest)",
+           "stale": "stale (rendered from another version of mixture {}; render again)"}
+    return [f"{renders / path}: {why[state].format(mid)}"
+            for mid, path, state in zip(table[S.MIXTURE_ID], table[S.OUTPUT_PATH], status) if state != "current"]
 
 
 SNR_TOLERANCE_DB = 0.1

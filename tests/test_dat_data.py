@@ -139,14 +139,16 @@ def test_rendered_files_give_the_same_input_as_on_the_fly_mixing(manifest, tmp_p
     import soundfile as sf
 
     from dat.data import RenderedAudio
+    from noisemix.render import render_keys
 
     rows = labelled_rows(manifest, "test").head(4)
-    mixer, records = Mixer(manifest), []
+    mixer, records, keys = Mixer(manifest), [], render_keys(manifest, "wav", rows)
     for _, row in rows.iterrows():
         rel = f"{row[S.MIXTURE_ID]}.wav"
         sf.write(tmp_path / rel, mixer.mix(row), manifest.sample_rate, subtype="FLOAT")
         records.append({S.MIXTURE_ID: row[S.MIXTURE_ID], S.STEM: "mixture", S.OUTPUT_PATH: rel, S.SHA256: "",
-                        S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0, S.RENDER_KEY: ""})
+                        S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0, S.RENDER_KEY: keys[row[S.MIXTURE_ID]],
+                        S.MANIFEST_FINGERPRINT: ""})
     # One renders table, or one per shard as `noisemix render --shard I/2` writes them.
     names = [S.RENDERS_FILE] if tables == 1 else [f"renders.shard-{i}-of-2.parquet" for i in range(2)]
     for i, name in enumerate(names):
@@ -157,3 +159,7 @@ def test_rendered_files_give_the_same_input_as_on_the_fly_mixing(manifest, tmp_p
         np.testing.assert_allclose(rendered[k]["audio"].numpy(), mixed[k]["audio"].numpy(), atol=1e-6)
     with pytest.raises(DatError, match="no renders table"):
         RenderedAudio(manifest, tmp_path / "elsewhere")
+    records[0][S.RENDER_KEY] = "made-for-another-row"  # e.g. the manifest was rebuilt since
+    pq.write_table(pa.Table.from_pylist(records, schema=S.RENDERS_SCHEMA), tmp_path / names[-1])
+    with pytest.raises(DatError, match="1 render.s. were made from another version"):
+        RenderedAudio(manifest, tmp_path)

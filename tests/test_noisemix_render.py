@@ -168,7 +168,7 @@ def test_renders_tables_of_shards_are_read_together_and_the_latest_wins(built_ma
 
     def record(mixture_id, digest, path="train/x.wav"):
         return {S.MIXTURE_ID: mixture_id, S.STEM: "mixture", S.OUTPUT_PATH: path, S.SHA256: digest,
-                S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0, S.RENDER_KEY: ""}
+                S.MEASURED_SNR_DB: 0.0, S.PEAK: 0.0, S.LOUDNESS_LUFS: 0.0, S.RENDER_KEY: "", S.MANIFEST_FINGERPRINT: ""}
 
     def write(name, records, mtime):
         pq.write_table(pa.Table.from_pylist(records, schema=S.RENDERS_SCHEMA), tmp_path / name)
@@ -205,9 +205,13 @@ def test_a_rebuilt_manifest_gets_its_rows_rendered_again_and_verify_names_stale_
     stale = verify_manifest(manifest_dir, renders=audio, progress=False)
     assert any("stale" in line for line in stale)  # nothing passes for the old audio; its stems
     assert all("stale" in line or "the stems measure" in line for line in stale)  # measure the old SNRs
+    with pytest.raises(S.ManifestError, match="made from another version of their manifest row"):
+        load_renders(audio, load_manifest(manifest_dir))  # what dat reads its audio through
     render_manifest(manifest_dir, audio, stems=True, progress=False)
     assert verify_manifest(manifest_dir, renders=audio, progress=False) == []
-    table = load_renders(audio)
+    table = load_renders(audio, load_manifest(manifest_dir))
+    built = json.loads((manifest_dir / S.INFO_FILE).read_text())["fingerprints"]["mixtures"]
+    assert (table[S.MANIFEST_FINGERPRINT] == built).all()  # every record names the manifest it is current for
     rows = load_manifest(manifest_dir).mixtures.set_index(S.MIXTURE_ID)
     noisy = table[(table[S.STEM] == "mixture") & table[S.MIXTURE_ID].map(rows[S.NOISE_SOURCE_ID]).ne("")]
     measured = noisy[S.MEASURED_SNR_DB].to_numpy()
