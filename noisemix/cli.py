@@ -263,15 +263,23 @@ def card(
 @app.command()
 def export(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
-    fmt: str = typer.Option(..., "--format", help="lhotse: JSONL of MixedCuts; csv: one row per mixture."),
-    out: Path = typer.Option(..., "--out", help="File to write."),
-    root: List[str] = typer.Option([], "--root", help="NAME=PATH: write absolute paths for this root (default: root-relative)."),
+    fmt: str = typer.Option(..., "--format", help="lhotse: a Lhotse CutSet (JSONL; .jsonl.gz compresses), one cut per "
+                            "mixture, mixed from the sources on load; csv: one row per mixture."),
+    out: Path = typer.Option(..., "--out", help="File to write (atomically)."),
+    root: List[str] = typer.Option([], "--root", help="NAME=PATH: where a source root is on this machine "
+                                   "(default: the folder recorded at build time)."),
+    renders: Optional[Path] = typer.Option(None, "--renders", help="lhotse: cuts over this `noisemix render` "
+                                           "folder's mixture files (exact by construction) instead of the sources."),
 ):
-    """Convert a manifest for neighbouring tools (Lhotse-style JSONL or plain CSV)."""
+    """Convert a manifest for neighbouring tools: Lhotse (pip install lhotse) or plain CSV."""
     from .export import export_manifest
 
-    count = export_manifest(manifest, fmt, out, _roots(root))
+    count, inexact = export_manifest(manifest, fmt, out, _roots(root), renders)
     typer.echo(f"{count} mixtures -> {out}")
+    for reason, cuts in sorted(inexact.items()):
+        typer.echo(f"  {cuts} cut(s) not exactly our render: {reason}")
+    if inexact:
+        typer.echo("  (listed per cut in custom['noisemix_inexact']; --renders AUDIO gives exact cuts)")
 
 
 def _mount_corpus() -> None:

@@ -1,4 +1,4 @@
-"""Export to Lhotse-style JSONL and CSV: the exported numbers rebuild our exact mixtures; cards."""
+"""Exports: a Lhotse CutSet loaded by Lhotse itself reproduces our renders; CSV rebuilds our exact mixtures; cards."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from noisemix import Mixer, load_manifest
 from noisemix import schema as S
 from noisemix.audio import load_mono
 from noisemix.card import card_text, source_digests, write_card
-from noisemix.export import csv_text, export_manifest, lhotse_lines
+from noisemix.export import csv_text, export_manifest
 from noisemix.mix import noise_segment
 from noisemix import dsp
 
@@ -21,7 +22,7 @@ from noisemix import dsp
 def test_csv_export_rebuilds_the_mixture(built_manifest, tmp_path):
     manifest = load_manifest(built_manifest)
     out = tmp_path / "m.csv"
-    assert export_manifest(built_manifest, "csv", out) == len(manifest.mixtures)
+    assert export_manifest(built_manifest, "csv", out) == (len(manifest.mixtures), {})
     table = pd.read_csv(out, keep_default_na=False)
     assert len(table) == len(manifest.mixtures) and list(table[S.MIXTURE_ID]) == list(manifest.mixtures[S.MIXTURE_ID])
     roots = manifest.roots
@@ -45,31 +46,71 @@ def test_csv_export_rebuilds_the_mixture(built_manifest, tmp_path):
     assert csv_text(manifest) == out.read_text()
 
 
-def test_lhotse_export_maps_tracks_offsets_and_snr(built_manifest, tmp_path):
-    manifest = load_manifest(built_manifest)
-    root = next(iter(manifest.roots))
-    lines = lhotse_lines(manifest, {root: manifest.roots[root]})
-    assert len(lines) == len(manifest.mixtures)
-    rate = manifest.sample_rate
-    for text, mixture in zip(lines, manifest.mixtures.to_dict("records")):
-        cut = json.loads(text)
-        assert cut["id"] == mixture[S.MIXTURE_ID]
-        if mixture[S.NOISE_SOURCE_ID] == "":
-            assert cut["type"] == "MonoCut" and cut["custom"]["gain"] == mixture[S.CLEAN_GAIN]
-            continue
-        clean, noise = (track["cut"] for track in cut["tracks"])
-        assert cut["type"] == "MixedCut" and cut["tracks"][1]["snr"] == mixture[S.SNR_DB]
-        assert round(clean["start"] * rate) == mixture[S.CLEAN_OFFSET] and round(noise["start"] * rate) == mixture[S.NOISE_OFFSET]
-        assert noise["custom"]["offset_samples"] == mixture[S.NOISE_OFFSET]   # exact, where seconds round
-        assert round(clean["duration"] * rate) == mixture[S.NUM_OUTPUT_FRAMES]
-        assert noise["recording"]["id"] == mixture[S.NOISE_SOURCE_ID]
-        assert noise["custom"]["gain"] == mixture[S.NOISE_GAIN] and noise["custom"]["looped"] == mixture[S.NOISE_LOOPED]
-        assert cut["custom"]["tags"] == list(mixture[S.TAGS]) and cut["custom"]["split"] == mixture[S.SPLIT]
-        path = clean["recording"]["sources"][0]["source"]
-        assert path.startswith("/") and (manifest.roots[root] / manifest.sources.loc[mixture[S.CLEAN_SOURCE_ID], S.PATH]).samefile(path)
-    relative = json.loads(lhotse_lines(manifest)[0])
-    first = relative["tracks"][0]["cut"] if "tracks" in relative else relative
-    assert not first["recording"]["sources"][0]["source"].startswith("/")
+def _error_db(theirs: np.ndarray, ours: np.ndarray) -> float:
+    """Energy of the difference relative to the signal's, in dB."""
+    return float(10 * np.log10(np.sum((theirs - ours) ** 2) / np.sum(ours.astype(np.float64) ** 2) + 1e-30))
+
+
+@pytest.fixture(scope="module")
+def rendered_rates(corpus_inputs, tmp_path_factory):
+    """A manifest whose noise comes at other rates and in stereo (resampled and downmixed on
+    load, as real corpora are), rendered."""
+    import soundfile as sf
+    import soxr
+
+    from noisemix.build import build_manifest
+    from noisemix.render import render_manifest
+    from noisemix.sources import CorpusInput
+    from noisemix.spec import BuildSpec
+
+    folder = tmp_path_factory.mktemp("rates")
+    corpus = corpus_inputs[0].root_path
+    for k, path in enumerate(sorted((corpus / "noise").rglob("*.flac"))):
+        audio, rate = sf.read(path, dtype="float32")
+        target, channels = [(22050, 2), (44100, 1), (16000, 1), (22050, 1)][k % 4]
+        audio = soxr.resample(audio, rate, target)
+        audio = np.stack([audio, 0.5 * audio[::-1]], axis=1) if channels == 2 else audio
+        (folder / "noise" / path.relative_to(corpus / "noise")).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / "noise" / path.relative_to(corpus / "noise"), audio, target, subtype="PCM_16")
+    inputs = [corpus_inputs[0], CorpusInput("rates", folder, "noise", subdir="noise")]
+    build_manifest(inputs, BuildSpec(seed=4, mixtures_per_segment=2), folder / "m", progress=False)
+    render_manifest(folder / "m", folder / "audio", fmt="wav", progress=False)
+    return folder / "m", folder / "audio"
+
+
+def test_lhotse_cuts_load_in_lhotse_as_our_renders(rendered_rates, tmp_path, monkeypatch):
+    lhotse = pytest.importorskip("lhotse", reason="the lhotse extra is not installed")
+    import soundfile as sf
+
+    from noisemix.export_lhotse import INEXACT
+
+    manifest_dir, audio = rendered_rates
+    count, inexact = export_manifest(manifest_dir, "lhotse", tmp_path / "cuts.jsonl.gz")
+    monkeypatch.chdir(tmp_path)  # absolute paths: loads from any working directory
+    cuts = lhotse.CutSet.from_jsonl(tmp_path / "cuts.jsonl.gz")
+    manifest = load_manifest(manifest_dir)
+    rows = manifest.mixtures.set_index(S.MIXTURE_ID, drop=False)
+    renders = dict(zip(*(pd.read_parquet(audio / S.RENDERS_FILE)[c] for c in (S.MIXTURE_ID, S.OUTPUT_PATH))))
+    errors = {"exact": [], "loop": []}
+    assert count == len(cuts) == len(manifest.mixtures)
+    for cut in cuts:
+        row = rows.loc[cut.id]
+        assert cut.custom["tags"] == list(row[S.TAGS]) and cut.custom["split"] == row[S.SPLIT]
+        theirs = cut.load_audio(mono_downmix=True) if isinstance(cut, lhotse.cut.MixedCut) else cut.load_audio()
+        ours, rate = sf.read(audio / renders[cut.id], dtype="float32")
+        assert theirs.shape == (1, row[S.NUM_OUTPUT_FRAMES]) and rate == cut.sampling_rate == manifest.sample_rate
+        note = cut.custom.get(INEXACT, "")
+        if not note or note.startswith("loop crossfades"):
+            errors["loop" if note else "exact"].append(_error_db(theirs[0], ours))
+    # Our render is the float mixture in 16 bits: the exact cuts differ by that rounding only.
+    assert len(errors["exact"]) >= 10 and max(errors["exact"]) < -60, errors
+    assert errors["loop"] and max(errors["loop"]) < -20, errors  # the 10 ms joints alone (measured: -23.5 dB)
+    assert any(reason.startswith("resampled by Lhotse from") for reason in inexact)  # named, and counted per cut
+    assert sum(inexact.values()) == sum(len(cut.custom.get(INEXACT, "").split("; ")) for cut in cuts if INEXACT in cut.custom)
+    assert export_manifest(manifest_dir, "lhotse", tmp_path / "rendered.jsonl", renders=audio) == (count, {})
+    for cut in lhotse.CutSet.from_jsonl(tmp_path / "rendered.jsonl"):  # over the files: exact by construction
+        ours, _ = sf.read(audio / renders[cut.id], dtype="float32")
+        assert np.array_equal(cut.load_audio()[0], ours) and cut.custom["split"] == rows.loc[cut.id, S.SPLIT]
 
 
 def test_export_and_card_cli(built_manifest, tmp_path):
@@ -79,8 +120,8 @@ def test_export_and_card_cli(built_manifest, tmp_path):
         assert result.returncode == code, result.stderr
         return result
 
-    run("export", built_manifest, "--format", "lhotse", "--out", tmp_path / "cuts.jsonl")
-    assert len((tmp_path / "cuts.jsonl").read_text().splitlines()) == len(load_manifest(built_manifest).mixtures)
+    run("export", built_manifest, "--format", "csv", "--out", tmp_path / "m.csv")
+    assert len((tmp_path / "m.csv").read_text().splitlines()) == len(load_manifest(built_manifest).mixtures) + 1
     assert "--format 'parquet': choose lhotse or csv" in run("export", built_manifest, "--format", "parquet",
                                                              "--out", tmp_path / "x", code=2).stderr
     copy = tmp_path / "m"
@@ -99,3 +140,24 @@ def test_export_and_card_cli(built_manifest, tmp_path):
                 if line.startswith("| train") or line.startswith("| valid") or line.startswith("| test"))
     assert total == len(manifest.mixtures)
     assert write_card(copy).read_text() == text
+
+
+def test_lhotse_export_cli_names_inexact_cuts_and_refuses_stale_renders(rendered_rates, tmp_path):
+    pytest.importorskip("lhotse", reason="the lhotse extra is not installed")
+    manifest_dir, audio = rendered_rates
+    result = subprocess.run([sys.executable, "-m", "noisemix", "export", str(manifest_dir), "--format", "lhotse",
+                             "--out", str(tmp_path / "cuts.jsonl")], capture_output=True, text=True)
+    assert result.returncode == 0 and "not exactly our render: resampled by Lhotse" in result.stdout, result.stderr
+    stale = tmp_path / "audio"
+    stale.mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(audio / S.RENDERS_FILE)
+    table = table.set_column(table.schema.get_field_index(S.RENDER_KEY), S.RENDER_KEY,
+                             pa.array(["another-build"] * len(table)))  # as after a rebuild with another seed
+    pq.write_table(table, stale / S.RENDERS_FILE)
+    result = subprocess.run([sys.executable, "-m", "noisemix", "export", str(manifest_dir), "--format", "lhotse",
+                             "--renders", str(stale), "--out", str(tmp_path / "r.jsonl")], capture_output=True, text=True)
+    assert result.returncode != 0 and "made from another version" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r.jsonl").exists()
