@@ -264,18 +264,20 @@ def card(
 def export(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
     fmt: str = typer.Option(..., "--format", help="lhotse: a Lhotse CutSet (JSONL; .jsonl.gz compresses), one cut per "
-                            "mixture, mixed from the sources on load; csv: one row per mixture."),
-    out: Path = typer.Option(..., "--out", help="File to write (atomically)."),
+                            "mixture, mixed from the sources on load; audiofolder: metadata.jsonl per split beside "
+                            "rendered audio, for datasets.load_dataset('audiofolder'); csv: one row per mixture."),
+    out: Optional[Path] = typer.Option(None, "--out", help="File to write, atomically (lhotse, csv)."),
     root: List[str] = typer.Option([], "--root", help="NAME=PATH: where a source root is on this machine "
                                    "(default: the folder recorded at build time)."),
-    renders: Optional[Path] = typer.Option(None, "--renders", help="lhotse: cuts over this `noisemix render` "
-                                           "folder's mixture files (exact by construction) instead of the sources."),
+    renders: Optional[Path] = typer.Option(None, "--renders", help="A `noisemix render` folder. lhotse: cuts over its "
+                                           "mixture files (exact by construction) instead of the sources; "
+                                           "audiofolder: where the metadata goes."),
 ):
-    """Convert a manifest for neighbouring tools: Lhotse (pip install lhotse) or plain CSV."""
+    """Convert a manifest for neighbouring tools: Lhotse (pip install lhotse), Hugging Face datasets, or CSV."""
     from .export import export_manifest
 
     count, inexact = export_manifest(manifest, fmt, out, _roots(root), renders)
-    typer.echo(f"{count} mixtures -> {out}")
+    typer.echo(f"{count} mixtures -> {out or renders}")
     for reason, cuts in sorted(inexact.items()):
         typer.echo(f"  {cuts} cut(s) not exactly our render: {reason}")
     if inexact:

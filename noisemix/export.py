@@ -1,5 +1,6 @@
 """A manifest in the formats neighbouring tools read: a Lhotse ``CutSet`` (JSONL, written with
-Lhotse's own objects: :mod:`noisemix.export_lhotse`) and a plain CSV.
+Lhotse's own objects: :mod:`noisemix.export_lhotse`), a Hugging Face ``audiofolder`` over
+rendered audio (:mod:`noisemix.export_audiofolder`) and a plain CSV.
 
 CSV: one row per mixture with paths, offsets (samples and seconds), gains, SNR,
 category, split and tags (``;``-joined).
@@ -18,7 +19,7 @@ from .manifest import Manifest, load_manifest
 
 __all__ = ["export_manifest", "csv_text", "FORMATS"]
 
-FORMATS = ("lhotse", "csv")
+FORMATS = ("lhotse", "audiofolder", "csv")
 # Manifest columns keep their names; the added columns are export-only.
 CSV_COLUMNS = (S.MIXTURE_ID, S.SPLIT, S.SAMPLE_RATE, S.NUM_OUTPUT_FRAMES, "clean_root", "clean_path", S.CLEAN_OFFSET,
                "clean_offset_s", S.CLEAN_GAIN, "noise_root", "noise_path", S.NOISE_OFFSET, "noise_offset_s",
@@ -26,14 +27,23 @@ CSV_COLUMNS = (S.MIXTURE_ID, S.SPLIT, S.SAMPLE_RATE, S.NUM_OUTPUT_FRAMES, "clean
                S.NOISE_TRANSFORMS, S.MIXTURE_TRANSFORMS, "noise_next_paths")
 
 
-def export_manifest(directory: Path, fmt: str, out: Path, roots: dict[str, Path] | None = None,
+def export_manifest(directory: Path, fmt: str, out: Path | None, roots: dict[str, Path] | None = None,
                     renders: Path | None = None) -> tuple[int, dict[str, int]]:
-    """Write ``out`` in ``fmt``; return the number of mixtures written and, for Lhotse, how
-    many cuts are not exactly our render, per reason."""
+    """Write ``out`` in ``fmt`` (``audiofolder``: metadata files into ``renders``); return the
+    number of mixtures written and, for Lhotse, how many cuts are not exactly our render, per reason."""
     if fmt not in FORMATS:
-        raise NoisemixError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")
-    if renders is not None and fmt != "lhotse":
-        raise NoisemixError("--renders: only --format lhotse exports cuts over rendered files")
+        raise NoisemixError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if renders is not None and fmt == "csv":
+        raise NoisemixError("--renders: --format csv lists the sources, not rendered files")
+    if fmt == "audiofolder":
+        from .export_audiofolder import write_audiofolder_metadata
+
+        if renders is None or out is not None:
+            raise NoisemixError("--format audiofolder: give the rendered folder with --renders AUDIO (the metadata "
+                                "files are written beside its audio) and no --out")
+        return sum(write_audiofolder_metadata(load_manifest(directory, roots), renders).values()), {}
+    if out is None:
+        raise NoisemixError(f"--format {fmt}: give the file to write with --out")
     if fmt == "lhotse":
         from .export_lhotse import inexact_counts, lhotse_cuts, write_cutset
 

@@ -122,7 +122,7 @@ def test_export_and_card_cli(built_manifest, tmp_path):
 
     run("export", built_manifest, "--format", "csv", "--out", tmp_path / "m.csv")
     assert len((tmp_path / "m.csv").read_text().splitlines()) == len(load_manifest(built_manifest).mixtures) + 1
-    assert "--format 'parquet': choose lhotse or csv" in run("export", built_manifest, "--format", "parquet",
+    assert "--format 'parquet': choose one of lhotse, audiofolder, csv" in run("export", built_manifest, "--format", "parquet",
                                                              "--out", tmp_path / "x", code=2).stderr
     copy = tmp_path / "m"
     copy.mkdir()
@@ -161,3 +161,26 @@ def test_lhotse_export_cli_names_inexact_cuts_and_refuses_stale_renders(rendered
                              "--renders", str(stale), "--out", str(tmp_path / "r.jsonl")], capture_output=True, text=True)
     assert result.returncode != 0 and "made from another version" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_audiofolder_metadata_load_in_hugging_face_datasets(rendered_rates, tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the datasets extra is not installed")
+    import soundfile as sf
+
+    manifest_dir, audio = rendered_rates
+    manifest = load_manifest(manifest_dir)
+    assert export_manifest(manifest_dir, "audiofolder", None, renders=audio) == (len(manifest.mixtures), {})
+    loaded = datasets.load_dataset("audiofolder", data_dir=str(audio), cache_dir=str(tmp_path / "hf"))
+    names = {"train": "train", "valid": "validation", "test": "test"}
+    counts = manifest.mixtures[S.SPLIT].value_counts()
+    assert {names[split]: int(n) for split, n in counts.items()} == {k: len(v) for k, v in loaded.items()}
+    rows = manifest.mixtures.set_index(S.MIXTURE_ID)
+    for example in loaded["validation"]:
+        row = rows.loc[example["mixture_id"]]
+        assert example["tags"] == list(row[S.TAGS]) and example["split"] == "valid"
+        noisy = row[S.NOISE_SOURCE_ID] != ""
+        assert (example["snr_db"] == pytest.approx(row[S.SNR_DB])) if noisy else example["snr_db"] is None
+        ours, rate = sf.read(audio / "valid" / f"{example['mixture_id']}.wav", dtype="float64")
+        assert example["audio"]["sampling_rate"] == rate and np.allclose(example["audio"]["array"], ours, atol=1e-7)
+    with pytest.raises(Exception, match="give the rendered folder with --renders"):
+        export_manifest(manifest_dir, "audiofolder", tmp_path / "x")
