@@ -27,7 +27,7 @@ test: demo-deps
 test-demo: demo-deps
 	$(PY) -m pytest -q -m demo_full
 
-# The paper's claims on the demo benchmark (8 arms x 3 seeds; 107 min measured on 2 shared cores, see the README): benchmarks/results/demo-claims/
+# The paper's claims on the demo benchmark (8 arms x 3 seeds; 60 min measured on 2 free cores, see the README): benchmarks/results/demo-claims/
 experiment: demo-deps
 	$(VENV)/bin/dat experiment experiments/demo-claims.toml --out out/claims
 
