@@ -39,6 +39,7 @@ bench: venv
 	$(PY) benchmarks/bench_render.py --noise-rate 16000
 	$(PY) benchmarks/bench_build.py
 	$(PY) benchmarks/bench_validate.py
+	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_dat_loader.py
 	$(PY) benchmarks/bench_dat_step.py
 

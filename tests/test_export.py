@@ -33,8 +33,9 @@ def test_csv_export_rebuilds_the_mixture(built_manifest, tmp_path):
         row.update({k: int(row[k]) for k in (S.NOISE_OFFSET, S.CLEAN_OFFSET, S.SAMPLE_RATE, S.NUM_OUTPUT_FRAMES)})
         row.update({k: float(row[k]) for k in (S.CLEAN_GAIN, S.NOISE_GAIN, S.SNR_DB)})
         rate, length = row[S.SAMPLE_RATE], row[S.NUM_OUTPUT_FRAMES]
-        clean = load_mono(roots[row["clean_root"]] / row["clean_path"], rate)[row[S.CLEAN_OFFSET]:row[S.CLEAN_OFFSET] + length]
-        source = load_mono(roots[row["noise_root"]] / row["noise_path"], rate)
+        assert (roots[row["clean_root"]] / row["clean_path"]).samefile(row["clean_file"])
+        clean = load_mono(row["clean_file"], rate)[row[S.CLEAN_OFFSET]:row[S.CLEAN_OFFSET] + length]
+        source = load_mono(row["noise_file"], rate)
         noise = noise_segment(source, row[S.NOISE_OFFSET], length, row[S.NOISE_LOOPED] == "true",
                               dsp.crossfade_length(source.size, rate, manifest.info["spec"]["crossfade_s"]))
         rebuilt = row[S.CLEAN_GAIN] * clean.astype(np.float64) + row[S.NOISE_GAIN] * noise
@@ -44,6 +45,10 @@ def test_csv_export_rebuilds_the_mixture(built_manifest, tmp_path):
                                  / np.mean((row[S.NOISE_GAIN] * noise) ** 2))
         assert abs(measured - row[S.SNR_DB]) < 0.1
     assert csv_text(manifest) == out.read_text()
+    elsewhere = {name: tmp_path / "moved" / name for name in manifest.roots}  # --root NAME=PATH, as render takes it
+    export_manifest(built_manifest, "csv", out, elsewhere)
+    moved = pd.read_csv(out, keep_default_na=False)
+    assert all(path.startswith(str(tmp_path / "moved")) for path in moved["clean_file"])
 
 
 def _error_db(theirs: np.ndarray, ours: np.ndarray) -> float:
