@@ -51,7 +51,7 @@ def model_rate(config, batch: int, steps: int) -> float:
 
 def main() -> None:
     from dat.config import config_from_dict
-    from dat.testing import write_synthetic_manifest
+    from noisemix.testing import write_synthetic_manifest
     from noisemix import load_manifest
 
     parser = argparse.ArgumentParser()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -36,8 +37,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_show_ver
 @contextlib.contextmanager
 def _user_errors():
     """Turn errors caused by the input into one line on stderr and exit code 2."""
-    from noisemix.errors import NoisemixError
-    from noisemix.schema import ManifestError
+    from noisemix import ManifestError, NoisemixError
 
     from .errors import DatError
 
@@ -74,8 +74,7 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 def _load_manifest(manifest: Path, roots: list[str], fold: int = -1):
     """The manifest, with fold ``fold`` as its test split where it is >= 0 (``--folds`` builds)."""
-    from noisemix import load_manifest, select_fold
-    from noisemix.manifest import parse_roots
+    from noisemix import load_manifest, parse_roots, select_fold
 
     loaded = load_manifest(manifest, parse_roots(roots))
     return select_fold(loaded, fold) if fold >= 0 else loaded
@@ -329,6 +328,12 @@ def tag(
 
 
 def main() -> None:
+    try:
+        import torch  # noqa: F401  (every dat command trains, scores or reads checkpoints)
+    except ImportError:
+        sys.stderr.write("dat: error: PyTorch is not installed; the trainer needs the train extra: "
+                         "pip install 'noisemix-dat[train]' (CPU only: pip install torch first, from its CPU index)\n")
+        raise SystemExit(2) from None
     app()
 
 

@@ -24,10 +24,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from noisemix import Mixer, clean_reference_scale, load_renders
+from noisemix import Mixer, clean_reference_scale, decoded_dir, load_renders, stable_key
 from noisemix import schema as S
-from noisemix.cache import decoded_dir
-from noisemix.rng import stable_key
 
 from .config import RunConfig
 from .errors import DatError
@@ -177,6 +175,7 @@ class MixedAudio:
     """Windows of mixtures mixed on the fly by noisemix (identical to rendered audio)."""
 
     def __init__(self, manifest, cache_dir: Path):
+        self.manifest, self.cache_dir = manifest, cache_dir
         self.mixer = Mixer(manifest, cache_dir=cache_dir)
 
     def window(self, row, start: int, length: int) -> np.ndarray:
@@ -192,7 +191,7 @@ class MixedAudio:
 
         ids = (set(rows[S.CLEAN_SOURCE_ID]) | (set(rows[S.NOISE_SOURCE_ID]) - {""})
                | {i for ids in rows[S.NOISE_NEXT_IDS] for i in ids})
-        warm = Mixer(self.mixer.manifest, cache_dir=self.mixer.cache.directory, memory_mb=0)
+        warm = Mixer(self.manifest, cache_dir=self.cache_dir, memory_mb=0)
         for source_id in tqdm(sorted(ids), desc="decode cache", disable=not progress, leave=False):
             warm.source(source_id)
 

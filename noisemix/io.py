@@ -66,10 +66,12 @@ def write_parquet(table: pa.Table, target: Path) -> None:
 
 
 def write_json(data, target: Path) -> None:
+    """Atomically write ``data`` as JSON (sorted keys, indented, no NaN) to ``target``."""
     write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", target)
 
 
 def write_text(text: str, target: Path) -> None:
+    """Atomically write ``text`` (UTF-8) to ``target``, creating its folder."""
     with atomic_path(target) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
 

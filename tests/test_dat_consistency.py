@@ -11,7 +11,7 @@ from dat.data import SOURCE_DOMAIN, TARGET_DOMAIN, prepare_training_data
 from dat.errors import DatError
 from dat.models import Nets, Tagger
 from dat.stages import Batch, consistency_step
-from dat.testing import write_synthetic_manifest
+from noisemix.testing import write_synthetic_manifest
 from dat.train import train
 from noisemix import load_manifest
 from noisemix import schema as S

@@ -8,7 +8,7 @@ from dat.config import config_from_dict
 from dat.data import (SOURCE_DOMAIN, TARGET_DOMAIN, ChunkDataset, ClipDataset, DomainStream, MixedAudio,
                       labelled_rows, prepare_training_data, target_rows)
 from dat.errors import DatError
-from dat.testing import SYNTH_TAGS, write_synthetic_manifest
+from noisemix.testing import SYNTH_TAGS, write_synthetic_manifest
 from noisemix import Mixer, load_manifest
 from noisemix import schema as S
 

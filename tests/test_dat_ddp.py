@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dat import checkpoint
-from dat.testing import write_synthetic_manifest
+from noisemix.testing import write_synthetic_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 

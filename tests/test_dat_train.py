@@ -13,7 +13,7 @@ from dat import checkpoint
 from dat.cli import app
 from dat.config import METHODS, config_from_dict
 from dat.errors import DatError
-from dat.testing import write_synthetic_manifest
+from noisemix.testing import write_synthetic_manifest
 from dat.train import train
 from noisemix import load_manifest
 from noisemix import schema as S

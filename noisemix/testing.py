@@ -1,4 +1,5 @@
-"""Synthetic labelled manifests for tests and benchmarks (no corpora needed).
+"""Synthetic labelled manifests for tests and benchmarks of code that reads manifests (no
+corpora needed; public, as ``dat``'s tests and anyone's own pipeline tests use it).
 
 Clean "music" carries its tags audibly: ``low`` is a 220 Hz tone, ``high`` a 1760 Hz
 tone, ``pulse`` an 8 Hz amplitude modulation, so even a tiny model can learn them.
@@ -18,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
-from noisemix import schema as S
-from noisemix.audio import sha256_file
-from noisemix.dsp import noise_gain_for_snr
-from noisemix.manifest import write_manifest
+from . import schema as S
+from .audio import sha256_file
+from .dsp import noise_gain_for_snr
+from .manifest import write_manifest
 
 __all__ = ["SYNTH_TAGS", "write_synthetic_manifest"]
 
