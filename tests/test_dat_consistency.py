@@ -11,10 +11,10 @@ from dat.data import SOURCE_DOMAIN, TARGET_DOMAIN, prepare_training_data
 from dat.errors import DatError
 from dat.models import Nets, Tagger
 from dat.stages import Batch, consistency_step
-from noisemix.testing import write_synthetic_manifest
 from dat.train import train
 from noisemix import load_manifest
 from noisemix import schema as S
+from noisemix.testing import write_synthetic_manifest
 
 LENGTH = preset("tiny").model.input_length
 

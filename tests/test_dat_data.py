@@ -8,9 +8,9 @@ from dat.config import config_from_dict
 from dat.data import (SOURCE_DOMAIN, TARGET_DOMAIN, ChunkDataset, ClipDataset, DomainStream, MixedAudio,
                       labelled_rows, prepare_training_data, target_rows)
 from dat.errors import DatError
-from noisemix.testing import SYNTH_TAGS, write_synthetic_manifest
 from noisemix import Mixer, load_manifest
 from noisemix import schema as S
+from noisemix.testing import SYNTH_TAGS, write_synthetic_manifest
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from dat.memory import keep_freed_memory
 from dat.models import DatNet, Nets
 from dat.schedules import dann_lambda, grl_coefficient
 from dat.stages import Batch, adversarial_step, dc_pretrain_step, frozen_with_batch_statistics
-from noisemix.testing import write_synthetic_manifest
 from dat.train import train
 from noisemix import load_manifest
+from noisemix.testing import write_synthetic_manifest
 
 LENGTH = preset("tiny").model.input_length
 

@@ -13,12 +13,12 @@ from dat import checkpoint
 from dat.cli import app
 from dat.config import METHODS, config_from_dict
 from dat.errors import DatError
-from noisemix.testing import write_synthetic_manifest
 from dat.train import train
 from noisemix import load_manifest
 from noisemix import schema as S
 from noisemix.cache import decoded_dir
 from noisemix.manifest import write_manifest
+from noisemix.testing import write_synthetic_manifest
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +236,10 @@ def test_nan_loss_stops_with_step_and_mixture_ids(manifest_dir, tmp_path):
 
     bad = _rewrite(manifest_dir, tmp_path / "nan", poison)
     code, out, err = _cli("train", "-m", bad, "-o", tmp_path / "run", "--preset", "tiny")
-    _one_line_error(code, out, err, "loss is NaN/inf at stage 1 step 1", "batch mixtures: c-train-")
+    _one_line_error(code, out, err, "loss is NaN/inf at stage 1 step 1", "batch mixtures: ")
+    named = err.split("batch mixtures: ")[1].strip().split(", ")
+    train_ids = set(load_manifest(bad).split("train")[S.MIXTURE_ID])
+    assert named and set(named) <= train_ids  # the ids of the batch's (poisoned) training rows
 
 
 def test_bad_inputs_give_one_line_errors(trained, manifest_dir, tmp_path):
