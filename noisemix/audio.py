@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .cache import cache_limit_bytes, prune_decoded, touch
 from .errors import AudioError
 from .schema import check_relative_path
 
@@ -166,6 +167,8 @@ class DecodedCache:
         self.budget = int(memory_mb * 2**20)
         self._arrays: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._limit = cache_limit_bytes() if self.directory else None  # $NOISEMIX_CACHE_MAX_GB
+        self._disk_bytes: int | None = None  # the folder's size as of this process's last look, plus its writes
 
     def get(self, path: Path, sha256: str | None = None) -> np.ndarray:
         key = sha256 or str(path)
@@ -183,7 +186,9 @@ class DecodedCache:
         cached = self.directory / sha256[:2] / f"{sha256}-{self.sample_rate}-{_resampler_tag()}.npy"
         if cached.is_file():
             try:
-                return np.load(cached, mmap_mode="r")
+                array = np.load(cached, mmap_mode="r")
+                touch(cached)  # recently used: the last to go when the cache is over its limit
+                return array
             except (ValueError, OSError):
                 cached.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
         array = load_mono(path, self.sample_rate)
@@ -192,7 +197,17 @@ class DecodedCache:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
         os.replace(tmp, cached)
+        if self._limit is not None:
+            self._keep_within_limit(cached.stat().st_size)
         return array
+
+    def _keep_within_limit(self, written: int) -> None:
+        """Scan the folder at the first write and whenever this process's count says it is
+        over the limit (other processes write too: the scan is the truth), not at every file."""
+        if self._disk_bytes is None or self._disk_bytes + written > self._limit:
+            self._disk_bytes = prune_decoded(self.directory, self._limit)[2]
+        else:
+            self._disk_bytes += written
 
     def _remember(self, key: str, array: np.ndarray) -> None:
         # Memory maps count too: each holds a file descriptor, and a process has few.

@@ -162,7 +162,25 @@ def _print_report(info: dict, out: Path) -> None:
     for name, count in report["counts"].items():
         if count:
             typer.echo(f"{name}: {count}")
+    _print_summary(out)
     typer.echo(f"manifest written to {out} (mixtures fingerprint {info['fingerprints']['mixtures'][:16]})")
+
+
+def _print_summary(out: Path) -> None:
+    """Mixtures per split and noise category, and a word when the music has no tags."""
+    from . import schema as S
+    from .manifest import load_manifest
+
+    manifest = load_manifest(out)
+    kinds = manifest.mixtures[S.NOISE_CATEGORY].where(manifest.mixtures[S.NOISE_CATEGORY] != "", "clean")
+    counts = manifest.mixtures.groupby([manifest.mixtures[S.SPLIT], kinds]).size()
+    for split in S.SPLITS:
+        if split in counts.index.get_level_values(0):
+            part = counts[split]
+            typer.echo(f"{split}: {int(part.sum()):,} mixtures ({', '.join(f'{k} {int(n):,}' for k, n in part.items())})")
+    if not manifest.tags:
+        typer.echo("note: no clean clip has tags: this manifest can test robustness but cannot train a tagger "
+                   "(give tags.csv beside the clean music, or one sub-folder per tag)")
 
 
 def _on_error(value: str) -> str:
@@ -282,6 +300,54 @@ def export(
         typer.echo(f"  {cuts} cut(s) not exactly our render: {reason}")
     if inexact:
         typer.echo("  (listed per cut in custom['noisemix_inexact']; --renders AUDIO gives exact cuts)")
+
+
+cache_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                        help="What noisemix keeps in its cache folder ($NOISEMIX_CACHE, else ~/.cache/noisemix): "
+                             "see, clear, limit.")
+app.add_typer(cache_app, name="cache")
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:.2f} GB" if count >= 2**30 else f"{count / 2**20:.1f} MB"
+
+
+@cache_app.command("info")
+def cache_info():
+    """Where the cache is, and the files and size of each part."""
+    from .cache import LIMIT_VARIABLE, cache_dir, cache_limit_bytes, cache_parts
+
+    limit = cache_limit_bytes()
+    typer.echo(f"cache: {cache_dir()} (decoded audio limit: {_size(limit) if limit else 'none'}; "
+               f"set ${LIMIT_VARIABLE} to limit it)")
+    for part in cache_parts():
+        typer.echo(f"  {part.name:17} {part.files:7,} files {_size(part.bytes):>10}  {part.what}")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    part: List[str] = typer.Option([], "--part", help="Clear only this part (repeatable; see `noisemix cache info`). "
+                                   "Default: every part."),
+):
+    """Delete what noisemix wrote to its cache (everything is recomputed when needed); nothing else is touched."""
+    from .cache import CACHE_PARTS, cache_dir, clear_cache
+    from .errors import NoisemixError
+
+    unknown = sorted(set(part) - set(CACHE_PARTS))
+    if unknown:
+        raise NoisemixError(f"--part {unknown[0]!r}: choose from {', '.join(CACHE_PARTS)}")
+    files, size = clear_cache(part or list(CACHE_PARTS))
+    typer.echo(f"removed {files:,} files ({_size(size)}) from {cache_dir()}")
+
+
+@cache_app.command("prune")
+def cache_prune(max_gb: float = typer.Option(..., "--max-gb", min=0, help="Keep at most this much decoded audio.")):
+    """Delete the least recently used decoded audio until it fits (builds, renders and dat do it by themselves
+    under $NOISEMIX_CACHE_MAX_GB)."""
+    from .cache import decoded_dir, prune_decoded
+
+    files, size, _ = prune_decoded(decoded_dir(), int(max_gb * 2**30), keep=1.0)
+    typer.echo(f"removed {files:,} least recently used files ({_size(size)}) from {decoded_dir()}")
 
 
 def _mount_corpus() -> None:

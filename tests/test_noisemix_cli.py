@@ -17,11 +17,18 @@ def cli(*args, **env):
 
 def test_contract_commands_end_to_end(synthetic_corpus, tmp_path):
     out = tmp_path / "m"
-    cli("build", "--clean", synthetic_corpus / "clean", "--noise", f"speech={synthetic_corpus}/noise/speech",
+    built = cli("build", "--clean", synthetic_corpus / "clean", "--noise", f"speech={synthetic_corpus}/noise/speech",
         "--noise", f"music={synthetic_corpus}/noise/music", "--snr", "-5:20", "--seed", "0", "--out", out,
         "--workers", "2", "--on-error", "fail", "--no-progress")
     sources = pd.read_parquet(out / S.SOURCES_FILE)
     assert set(sources[S.ROOT]) == {"clean", "speech", "music"}
+    mixtures = pd.read_parquet(out / S.MIXTURES_FILE)
+    summary = [line for line in built.splitlines() if line.startswith("train: ")]
+    assert summary == [f"train: {(mixtures[S.SPLIT] == 'train').sum():,} mixtures (clean "
+                       f"{((mixtures[S.SPLIT] == 'train') & (mixtures[S.NOISE_CATEGORY] == '')).sum():,}, music "
+                       f"{((mixtures[S.SPLIT] == 'train') & (mixtures[S.NOISE_CATEGORY] == 'music')).sum():,}, speech "
+                       f"{((mixtures[S.SPLIT] == 'train') & (mixtures[S.NOISE_CATEGORY] == 'speech')).sum():,})"]
+    assert "no clean clip has tags" not in built
     assert set(sources.loc[sources[S.ROLE] == "noise", S.CATEGORY]) == {"speech", "music"}
     cli("render", out, "--out", tmp_path / "a", "--stems", "--workers", "2", "--shard", "0/2", "--format", "wav",
         "--no-progress")
@@ -75,3 +82,14 @@ def test_both_commands_tell_their_version_and_run_as_modules():
     for module in ("noisemix", "dat"):
         result = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
         assert result.returncode == 0 and result.stdout.strip() == f"{module} {__version__}", result.stderr
+
+
+def test_a_build_from_untagged_music_says_it_cannot_train_a_tagger(synthetic_corpus, tmp_path):
+    import shutil
+
+    clean = tmp_path / "untagged"
+    shutil.copytree(synthetic_corpus / "clean", clean)
+    (clean / "tags.csv").unlink()
+    text = cli("build", "--clean", clean, "--noise", f"speech={synthetic_corpus}/noise/speech", "--snr", "0:10",
+               "--out", tmp_path / "m", "--no-progress")
+    assert "note: no clean clip has tags" in text and "train: " in text
