@@ -9,8 +9,8 @@ Each mixture becomes one cut whose ``load_audio()`` is our render of that row:
 * our exact linear gains are volume perturbations of the tracks (Lhotse's ``snr`` would
   rescale the noise by whole-track energies, which is not how a row's gains were drawn);
   the row's SNR is kept as a custom field instead;
-* a clean row is a ``MonoCut``; a noisy row a ``MixedCut`` of the clean track and the
-  noise, a looped noise as one track per repetition;
+* every row is a ``MixedCut``: a clean row's of its clean track alone, a noisy row's of the
+  clean track and the noise, a looped noise as one track per repetition;
 * a multi-channel source is a ``MultiCut`` scaled by 1 / channels: ``load_audio(mono_downmix
   =True)`` sums channels, which then is our mean;
 * the row's fields (split, tags, SNR, category, source ids) are the first track's custom
@@ -138,11 +138,11 @@ class _CutBuilder:
         if inexact:
             custom[INEXACT] = "; ".join(inexact)
         clean = self.track(row[S.CLEAN_SOURCE_ID], int(row[S.CLEAN_OFFSET]), length, row[S.CLEAN_GAIN],
-                           f"{mid}-clean" if pieces else mid, custom)
-        if not pieces:
-            return clean
+                           f"{mid}-clean", custom)
         from lhotse.cut import MixedCut, MixTrack
 
+        # Every cut is a MixedCut (a clean row's of one track), so load_audio(mono_downmix=True)
+        # gives any row's mono audio, whatever its sources' channels.
         noise = [MixTrack(cut=self.track(source_id, start, size, row[S.NOISE_GAIN], f"{mid}-noise-{k}"),
                           offset=position / self.rate)
                  for k, (source_id, start, size, position) in enumerate(pieces)]
@@ -187,8 +187,9 @@ class _CutBuilder:
 
 
 def _rendered_cuts(manifest: Manifest, renders: Path):
-    """A ``MonoCut`` per rendered mixture file (exact by construction), with the row's fields."""
+    """A cut per rendered mixture file (exact by construction), with the row's fields."""
     from lhotse import AudioSource, CutSet, MonoCut, Recording
+    from lhotse.cut import MixedCut, MixTrack
 
     table = load_renders(renders, manifest)
     paths = dict(zip(table[S.MIXTURE_ID][table[S.STEM] == "mixture"], table[S.OUTPUT_PATH][table[S.STEM] == "mixture"]))
@@ -202,7 +203,8 @@ def _rendered_cuts(manifest: Manifest, renders: Path):
         recording = Recording(id=row[S.MIXTURE_ID], sampling_rate=rate, num_samples=frames, duration=frames / rate,
                               sources=[AudioSource(type="file", channels=[0],
                                                    source=str(folder / paths[row[S.MIXTURE_ID]]))])
-        return MonoCut(id=row[S.MIXTURE_ID], start=0.0, duration=frames / rate, channel=0, recording=recording,
-                       custom=_row_fields(row))
+        file_cut = MonoCut(id=f"{row[S.MIXTURE_ID]}-render", start=0.0, duration=frames / rate, channel=0,
+                           recording=recording, custom=_row_fields(row))
+        return MixedCut(id=row[S.MIXTURE_ID], tracks=[MixTrack(cut=file_cut)])  # read as every other export's
 
     return CutSet.from_cuts(cut(row) for row in manifest.mixtures.to_dict("records"))
