@@ -25,6 +25,12 @@ for p in "${DEBIAN_PACKAGES[@]}"; do
   [ "$status" = "install ok installed" ] || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+  # Without root, sudo must work without a password prompt (CI, make in the background).
+  if [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null; then
+    echo "demo corpus: cannot install ${#missing[@]} Debian package(s) without root; as root run: apt-get install --no-install-recommends ${missing[*]} (then run make again)" >&2
+    exit 1
+  fi
+  echo "demo corpus: installing ${#missing[@]} Debian package(s) with apt-get: the free music and sound files the demo corpus is made from (${missing[*]})"
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
