@@ -322,13 +322,22 @@ def _finite(value):
     return value
 
 
+METRICS_KEYS = ("run", "method", "seed", "by_snr", "by_category")  # what compare reads of every result
+
+
 def read_metrics(run_dir: Path, name: str = "eval") -> dict:
     """A run's ``RUN/NAME/metrics.json`` as written by ``dat evaluate --name NAME``."""
     path = Path(run_dir) / name / "metrics.json"
     if not path.is_file():
         option = "" if name == "eval" else f" --name {name}"
         raise DatError(f"{path}: not found; run `dat evaluate {run_dir} --manifest M{option}` first")
-    metrics = _nan(json.loads(path.read_text()))
+    try:
+        metrics = _nan(json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatError(f"{path}: not readable as JSON ({exc}); run `dat evaluate {run_dir}` again") from None
+    missing = [key for key in METRICS_KEYS if not isinstance(metrics, dict) or key not in metrics]
+    if missing:
+        raise DatError(f"{path}: not a dat evaluate result (no {', '.join(missing)}); run `dat evaluate {run_dir}` again")
     metrics["snr_bin_db"] = _finite(metrics.get("snr_bin_db"))  # None: SNR levels were not binned
     # JSON objects come back in text order (-5, 0, 10, 15, 20, 5); tables and plots need numbers.
     metrics["by_snr"] = _by_level(metrics.get("by_snr", {}))

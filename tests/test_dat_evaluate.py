@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from dat.cli import app
@@ -14,7 +15,8 @@ def _write_metrics(run, name, metrics):
 
 def test_read_metrics_orders_snr_levels_numerically(tmp_path):
     levels = {f"{v:.1f}": {"roc_auc": 0.5, "pr_auc": None} for v in (-5, 0, 5, 10, 15, 20)}
-    _write_metrics(tmp_path, "eval", {"by_snr": levels, "by_category_snr": {"speech": levels}})
+    _write_metrics(tmp_path, "eval", {"run": str(tmp_path), "method": "dat", "seed": 0, "by_snr": levels,
+                                      "by_category": {}, "by_category_snr": {"speech": levels}})
     read = read_metrics(tmp_path)
     expected = ["-5.0", "0.0", "5.0", "10.0", "15.0", "20.0"]
     assert list(read["by_snr"]) == expected and list(read["by_category_snr"]["speech"]) == expected
@@ -70,3 +72,17 @@ def test_compare_names_the_missing_evaluation(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "run"), "--eval", "eval-grid"])
     assert result.exit_code != 0
     assert "eval-grid/metrics.json: not found" in result.stderr and "--name eval-grid" in result.stderr
+
+
+@pytest.mark.parametrize("content, says", [("garbage", "not readable as JSON"),
+                                           ('{"method": "dat"}', "not a dat evaluate result (no run, seed")])
+def test_compare_refuses_a_damaged_result_in_one_line(tmp_path, content, says):
+    import subprocess
+    import sys
+
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    (tmp_path / "run" / "eval" / "metrics.json").write_text(content)
+    result = subprocess.run([sys.executable, "-m", "dat", "compare", str(tmp_path / "run")], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert says in result.stderr and "metrics.json" in result.stderr
