@@ -192,6 +192,8 @@ class MixedAudio:
         ids = (set(rows[S.CLEAN_SOURCE_ID]) | (set(rows[S.NOISE_SOURCE_ID]) - {""})
                | {i for ids in rows[S.NOISE_NEXT_IDS] for i in ids})
         warm = Mixer(self.manifest, cache_dir=self.cache_dir, memory_mb=0)
+        if progress:  # it grows with every corpus: say where (noisemix cache info / clear / $NOISEMIX_CACHE_MAX_GB)
+            tqdm.write(f"decoded audio cache: {self.cache_dir} (size and limit: noisemix cache info)", file=sys.stderr)
         for source_id in tqdm(sorted(ids), desc="decode cache", disable=not progress, leave=False):
             warm.source(source_id)
 
