@@ -40,6 +40,7 @@ bench: venv
 	$(PY) benchmarks/bench_build.py
 	$(PY) benchmarks/bench_validate.py
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/lhotse_fidelity.py
 	$(PY) benchmarks/bench_dat_loader.py
 	$(PY) benchmarks/bench_dat_step.py
 

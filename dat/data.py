@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from noisemix import Mixer, clean_reference_scale, decoded_dir, load_renders, stable_key
+from noisemix import Mixer, clean_reference_scale, decoded_dir, load_renders, rendered_files, stable_key
 from noisemix import schema as S
 
 from .config import RunConfig
@@ -142,8 +142,7 @@ class RenderedAudio:
             table = load_renders(render_dir, manifest)  # sharded renders included; stale ones refused
         except S.ManifestError as exc:
             raise DatError(str(exc)) from None  # names the folder and what to run
-        self.paths = {stem: {m: render_dir / p for m, p in zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])}
-                      for stem, part in table.groupby(S.STEM)}
+        self.paths = {stem: {m: render_dir / p for m, p in files.items()} for stem, files in rendered_files(table).items()}
         self.sample_rate = manifest.sample_rate
         self.level = manifest.info.get("spec", {}).get("level", "as-mixed")
 

@@ -24,7 +24,7 @@ from .cache import decoded_dir
 from .dataset import MixtureDataset
 from .errors import NoisemixError
 from .io import atomic_path, write_json, write_text
-from .manifest import Manifest, load_manifest, load_renders, parse_roots, select_fold
+from .manifest import Manifest, load_manifest, load_renders, parse_roots, rendered_files, select_fold
 from .mix import MixResult, Mixer, clean_reference_scale, mix_at_snr, mix_row
 from .rng import stable_key
 from .schema import ManifestError
@@ -36,7 +36,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     # manifests and rendered audio
-    "Manifest", "load_manifest", "parse_roots", "select_fold", "load_renders",
+    "Manifest", "load_manifest", "parse_roots", "select_fold", "load_renders", "rendered_files",
     # audio: mixing rows, your own arrays, decoding
     "MixtureDataset", "Mixer", "mix_row", "mix_at_snr", "MixResult", "clean_reference_scale", "load_mono", "decoded_dir",
     # reproducibility and outputs: seeds from stable keys, atomic writes

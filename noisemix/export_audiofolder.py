@@ -19,8 +19,9 @@ from pathlib import Path
 
 from . import schema as S
 from .errors import NoisemixError
+from .export import complete_renders, row_fields
 from .io import write_text
-from .manifest import Manifest, load_renders
+from .manifest import Manifest
 
 __all__ = ["write_audiofolder_metadata", "METADATA_FILE"]
 
@@ -30,13 +31,8 @@ METADATA_FILE = "metadata.jsonl"
 def write_audiofolder_metadata(manifest: Manifest, renders: Path) -> dict[str, int]:
     """Write ``renders/SPLIT/metadata.jsonl`` for every split; return rows per split."""
     renders = Path(renders)
-    table = load_renders(renders, manifest)  # stale renders are refused
-    files = {stem: dict(zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])) for stem, part in table.groupby(S.STEM)}
+    files = complete_renders(manifest, renders)
     rows = manifest.mixtures
-    missing = [mid for mid in rows[S.MIXTURE_ID] if mid not in files.get("mixture", {})]
-    if missing:
-        raise NoisemixError(f"{renders}: {len(missing)} mixture(s) not rendered, e.g. {missing[0]}; "
-                            "run noisemix render first")
     counts = {}
     for split, part in rows.groupby(S.SPLIT, sort=False):
         lines = [json.dumps(_metadata(row, {stem: paths.get(row[S.MIXTURE_ID]) for stem, paths in files.items()},
@@ -54,11 +50,7 @@ def _metadata(row, paths, split: str) -> dict:
             raise NoisemixError(f"render {path}: not in the {split}/ folder of its split")
         return path[len(prefix):]
 
-    noisy = not S.is_clean_reference(row[S.NOISE_SOURCE_ID])
-    record = {"file_name": relative(paths["mixture"]), "mixture_id": row[S.MIXTURE_ID], "split": split,
-              "tags": list(row[S.TAGS]), "snr_db": float(row[S.SNR_DB]) if noisy and S.snr_is_defined(row[S.SNR_DB]) else None,
-              "noise_category": row[S.NOISE_CATEGORY] or None, "noise_subcategory": row[S.NOISE_SUBCATEGORY] or None,
-              "clean_source_id": row[S.CLEAN_SOURCE_ID], "noise_source_id": row[S.NOISE_SOURCE_ID] if noisy else None}
+    record = {"file_name": relative(paths["mixture"]), "mixture_id": row[S.MIXTURE_ID], **row_fields(row)}
     for stem in ("clean", "noise"):
         if paths.get(stem):
             record[f"{stem}_stem"] = relative(paths[stem])

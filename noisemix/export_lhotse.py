@@ -28,13 +28,15 @@ construction.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from . import dsp, transforms
+from . import dsp
 from . import schema as S
 from .errors import NoisemixError
-from .manifest import Manifest, load_renders
+from .export import complete_renders, row_fields
+from .io import atomic_path
+from .manifest import Manifest
+from .mix import is_elementwise
 
 __all__ = ["lhotse_cuts", "write_cutset", "inexact_counts", "INEXACT"]
 
@@ -62,15 +64,9 @@ def lhotse_cuts(manifest: Manifest, renders: Path | None = None):
 
 
 def write_cutset(cuts, out: Path) -> None:
-    """``CutSet.to_jsonl`` to a temporary name, then renamed (``.jsonl.gz`` compresses)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    try:
+    """``CutSet.to_jsonl``, atomically (``.jsonl.gz`` compresses: Lhotse reads the name)."""
+    with atomic_path(out, keep_suffix=True) as temporary:
         cuts.to_jsonl(temporary)
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def inexact_counts(cuts) -> dict[str, int]:
@@ -80,15 +76,6 @@ def inexact_counts(cuts) -> dict[str, int]:
         for reason in filter(None, (cut.custom or {}).get(INEXACT, "").split("; ")):
             counts[reason] = counts.get(reason, 0) + 1
     return counts
-
-
-def _row_fields(row) -> dict:
-    noisy = not S.is_clean_reference(row[S.NOISE_SOURCE_ID])
-    fields = {"split": row[S.SPLIT], "tags": list(row[S.TAGS]), "clean_source_id": row[S.CLEAN_SOURCE_ID],
-              "noise_source_id": row[S.NOISE_SOURCE_ID] if noisy else None,
-              "snr_db": float(row[S.SNR_DB]) if noisy and S.snr_is_defined(row[S.SNR_DB]) else None,
-              "noise_category": row[S.NOISE_CATEGORY] or None, "noise_subcategory": row[S.NOISE_SUBCATEGORY] or None}
-    return fields
 
 
 class _CutBuilder:
@@ -125,8 +112,8 @@ class _CutBuilder:
 
     def cut(self, row):
         mid, length = row[S.MIXTURE_ID], int(row[S.NUM_OUTPUT_FRAMES])
-        custom, inexact, pieces = _row_fields(row), [], []
-        if row[S.MIXTURE_TRANSFORMS] != transforms.NO_TRANSFORMS or row[S.NOISE_TRANSFORMS] != transforms.NO_TRANSFORMS:
+        custom, inexact, pieces = row_fields(row), [], []
+        if not is_elementwise(row):
             inexact.append("audiomentations transforms are not applied")
         if not S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
             pieces = self.noise_pieces(row, length, inexact)
@@ -191,11 +178,7 @@ def _rendered_cuts(manifest: Manifest, renders: Path):
     from lhotse import AudioSource, CutSet, MonoCut, Recording
     from lhotse.cut import MixedCut, MixTrack
 
-    table = load_renders(renders, manifest)
-    paths = dict(zip(table[S.MIXTURE_ID][table[S.STEM] == "mixture"], table[S.OUTPUT_PATH][table[S.STEM] == "mixture"]))
-    missing = [mid for mid in manifest.mixtures[S.MIXTURE_ID] if mid not in paths]
-    if missing:
-        raise NoisemixError(f"{renders}: {len(missing)} mixture(s) not rendered, e.g. {missing[0]}; run noisemix render")
+    paths = complete_renders(manifest, renders)["mixture"]
     rate, folder = manifest.sample_rate, renders.resolve()
 
     def cut(row):
@@ -204,7 +187,7 @@ def _rendered_cuts(manifest: Manifest, renders: Path):
                               sources=[AudioSource(type="file", channels=[0],
                                                    source=str(folder / paths[row[S.MIXTURE_ID]]))])
         file_cut = MonoCut(id=f"{row[S.MIXTURE_ID]}-render", start=0.0, duration=frames / rate, channel=0,
-                           recording=recording, custom=_row_fields(row))
+                           recording=recording, custom=row_fields(row))
         return MixedCut(id=row[S.MIXTURE_ID], tracks=[MixTrack(cut=file_cut)])  # read as every other export's
 
     return CutSet.from_cuts(cut(row) for row in manifest.mixtures.to_dict("records"))

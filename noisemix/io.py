@@ -15,11 +15,14 @@ __all__ = ["atomic_path", "write_bytes", "write_parquet", "write_json", "write_t
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path):
-    """Yield a temporary path beside ``target``; rename it over ``target`` on success."""
+def atomic_path(target: Path, keep_suffix: bool = False):
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
+    ``keep_suffix``: the temporary name ends as ``target`` does (``.jsonl.gz``), for writers
+    that choose the format from the name."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    suffix = ".tmp" + ("".join(target.suffixes) if keep_suffix else "")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)

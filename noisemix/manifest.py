@@ -17,7 +17,7 @@ from .audio import resolve
 from .io import write_json, write_parquet
 from .validate import validate_rows
 
-__all__ = ["Manifest", "load_manifest", "load_renders", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
+__all__ = ["Manifest", "load_manifest", "load_renders", "rendered_files", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
 
 
 @dataclass
@@ -162,6 +162,11 @@ def load_renders(directory, manifest: Manifest | None = None) -> pd.DataFrame:
     if manifest is not None:
         _refuse_stale(directory, manifest, frame)
     return frame
+
+
+def rendered_files(table: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """``stem -> {mixture id: path relative to the render folder}`` of a renders table."""
+    return {stem: dict(zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])) for stem, part in table.groupby(S.STEM)}
 
 
 def _refuse_stale(directory: Path, manifest: Manifest, frame: pd.DataFrame) -> None:

@@ -111,6 +111,7 @@ def _stem_snrs(manifest, renders: Path, table) -> list[str]:
     import soundfile as sf
 
     from . import dsp
+    from .mix import is_elementwise
 
     if manifest.info.get("spec", {}).get("snr_definition", "rms") != "rms":
         return []
@@ -123,7 +124,7 @@ def _stem_snrs(manifest, renders: Path, table) -> list[str]:
         if not isinstance(clean, str) or not isinstance(noise, str) or mid not in rows.index:
             continue
         row = rows.loc[mid]
-        if row[S.NOISE_TRANSFORMS] != "[]" or row[S.MIXTURE_TRANSFORMS] != "[]":
+        if not is_elementwise(row):
             continue
         try:
             measured = dsp.snr_db(sf.read(renders / clean, dtype="float64")[0], sf.read(renders / noise, dtype="float64")[0])

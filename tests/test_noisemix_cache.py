@@ -76,3 +76,11 @@ def test_a_limit_in_the_environment_keeps_the_decoded_cache_small(tmp_path, monk
     monkeypatch.setenv("NOISEMIX_CACHE_MAX_GB", "lots")
     with pytest.raises(Exception, match="NOISEMIX_CACHE_MAX_GB='lots': expected a size in GB"):
         DecodedCache(rate, tmp_path / "decoded")
+
+
+def test_prune_on_the_command_line_keeps_the_most_recent_entries(tmp_path):
+    paths = [_entry(tmp_path / "decoded", i, 400_000, 1000 + i) for i in range(4)]  # oldest first
+    size = paths[0].stat().st_size
+    result = _cli("cache", "prune", "--max-gb", str(2.5 * size / 2**30), env={"NOISEMIX_CACHE": str(tmp_path)})
+    assert result.returncode == 0 and "removed 2 least recently used files" in result.stdout
+    assert [p.exists() for p in paths] == [False, False, True, True]
