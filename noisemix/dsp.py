@@ -1,4 +1,5 @@
-"""Pure numpy signal maths: energy, SNR gains, looping, mixing, quantisation.
+"""Pure numpy signal maths: energy, SNR gains, looping, quantisation (the mixing kernel is
+:func:`noisemix.mix.mix_segments`).
 
 SNR definitions (recorded in every manifest as ``spec.snr_definition``):
 
@@ -22,7 +23,7 @@ import numpy as np
 
 __all__ = [
     "SILENCE_DBFS", "power", "measured_energy", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
-    "crossfade_length", "mix", "peak_guard_scale", "level_match_scale", "gains_for_snr", "stable_gains", "to_pcm16",
+    "crossfade_length", "peak_guard_scale", "level_match_scale", "gains_for_snr", "stable_gains", "to_pcm16",
     "from_pcm16", "loudness_lufs",
 ]
 
@@ -147,14 +148,6 @@ def concat_to_length(pieces, length: int, crossfade: int) -> np.ndarray:
         position += count
     if position < length:
         raise ValueError(f"the noise pieces cover {position} of the {length} samples needed")
-    return out
-
-
-def mix(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float, noise_gain: float) -> np.ndarray:
-    """``clean_gain * clean + noise_gain * noise`` in float32 (noise may be None)."""
-    out = np.asarray(clean, dtype=np.float32) * np.float32(clean_gain)
-    if noise is not None and noise_gain != 0.0:
-        out += np.asarray(noise, dtype=np.float32) * np.float32(noise_gain)
     return out
 
 

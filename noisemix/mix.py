@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -12,7 +13,51 @@ from . import schema as S
 from .audio import DecodedCache
 from .manifest import Manifest
 
-__all__ = ["Mixer", "MixResult", "noise_segment", "fill_noise", "mix_row", "mix_at_snr", "is_elementwise"]
+__all__ = ["Mixer", "MixResult", "MixedSamples", "mix_segments", "noise_segment", "fill_noise", "mix_row",
+           "mix_at_snr", "is_elementwise"]
+
+
+class MixedSamples(NamedTuple):
+    """What :func:`mix_segments` makes: the scaled stems and the mixture (float32)."""
+
+    clean: np.ndarray
+    noise: np.ndarray | None   # None for a clean reference row
+    mixture: np.ndarray
+
+
+def mix_segments(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float, noise_gain: float, *,
+                 sample_rate: int = 0, noise_transforms: str = transforms.NO_TRANSFORMS,
+                 mixture_transforms: str = transforms.NO_TRANSFORMS, guard_peaks: bool = True) -> MixedSamples:
+    """The mixing kernel: the one function that turns a row's unscaled segments into samples.
+
+    ``clean`` and ``noise`` are the row's clean segment and its (cropped, looped or
+    concatenated: :func:`fill_noise`) noise segment, not yet scaled. The noise transforms
+    act on the unscaled noise; each stem is scaled by its gain in float32; the mixture is
+    their float32 sum, then the mixture transforms. The build's clipping guard is in the
+    gains; it cannot foresee a mixture transform (a Gain may boost), so under
+    ``guard_peaks`` (``--clip-policy scale``) a transformed mixture that peaks above full
+    scale is scaled down as a whole here, instead of being clipped when written.
+
+    Without transforms (:func:`is_elementwise`) every output sample depends on its input
+    samples only, so the kernel over any window gives that window of the whole: the
+    renderer mixes in cache-sized blocks and the trainer mixes only the crop it needs.
+    Render, :class:`Mixer`, :class:`noisemix.MixtureDataset` and :func:`mix_at_snr` all
+    call this function; ``tests/test_noisemix_kernel.py`` checks they agree to the sample.
+    """
+    if noise is not None and noise_transforms != transforms.NO_TRANSFORMS:
+        noise = transforms.apply(noise_transforms, noise, sample_rate)
+    clean = np.multiply(clean, np.float32(clean_gain), dtype=np.float32)
+    if noise is None:
+        mixture = clean
+    else:
+        noise = np.multiply(noise, np.float32(noise_gain), dtype=np.float32)
+        mixture = np.add(clean, noise, dtype=np.float32)
+    if mixture_transforms != transforms.NO_TRANSFORMS:
+        mixture = transforms.apply(mixture_transforms, mixture, sample_rate)
+        peak = float(np.max(np.abs(mixture))) if mixture.size and guard_peaks else 0.0
+        if peak > dsp.PEAK_LIMIT:
+            mixture = mixture * np.float32(dsp.peak_guard_scale(peak))
+    return MixedSamples(clean, noise, mixture)
 
 
 def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
@@ -84,9 +129,8 @@ class Mixer:
         return self._clean_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
 
     def noise(self, row) -> np.ndarray | None:
-        """The unscaled noise segment of ``row`` with its transforms; None for clean rows."""
-        segment = self._noise_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
-        return None if segment is None else transforms.apply(row[S.NOISE_TRANSFORMS], segment, self.sample_rate)
+        """The unscaled, untransformed noise segment of ``row``; None for clean rows."""
+        return self._noise_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
 
     def clean_reference(self, row, start: int = 0, length: int | None = None) -> np.ndarray:
         """Samples ``[start, start + length)`` of the row's clean segment at its clip's level,
@@ -118,47 +162,38 @@ class Mixer:
                               following)[start:]
         return fill_noise(audio, offset + start, length, looped, self.sample_rate, self.crossfade_s)
 
-    def stems(self, row) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scaled clean and noise stems; their sum (plus mixture transforms) is the mixture."""
-        clean = np.multiply(self.clean(row), np.float32(row[S.CLEAN_GAIN]), dtype=np.float32)
-        noise = self.noise(row)
-        if noise is not None:
-            noise = np.multiply(noise, np.float32(row[S.NOISE_GAIN]), dtype=np.float32)
-        return clean, noise
+    def mixed(self, row, start: int = 0, length: int | None = None) -> MixedSamples:
+        """The kernel's stems and mixture of ``row`` (:func:`mix_segments`), or of its window
+        ``[start, start + length)``.
 
-    def mix(self, row, start: int = 0, length: int | None = None) -> np.ndarray:
-        """The mixture of ``row`` (float32), or its window ``[start, start + length)``.
-
-        A window without mixture transforms mixes only the samples it needs, so random
-        crops of long clips stay cheap.
+        A window of a row without transforms mixes only the samples it needs, so random
+        crops of long clips stay cheap; a transformed row is mixed whole, then cut.
         """
         total = int(row[S.NUM_OUTPUT_FRAMES])
         length = total - start if length is None else length
         if start < 0 or length < 0 or start + length > total:
             raise ValueError(f"window [{start}, {start + length}) is outside the mixture ({total} samples)")
         if is_elementwise(row):
-            return self._mix_window(row, start, length)
-        mixture = self.mixture_of_stems(row, *self.stems(row))
-        return np.ascontiguousarray(mixture[start:start + length], dtype=np.float32)
+            return self.mix_segments(row, self._clean_window(row, start, length), self._noise_window(row, start, length))
+        whole = self.mix_segments(row, self.clean(row), self.noise(row))
+        if (start, length) == (0, total):
+            return whole
+        return MixedSamples(*(None if x is None else np.ascontiguousarray(x[start:start + length]) for x in whole))
 
-    def mixture_of_stems(self, row, clean: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
-        """The stems summed, then the row's mixture transforms, kept below full scale.
+    def mix_segments(self, row, clean: np.ndarray, noise: np.ndarray | None) -> MixedSamples:
+        """:func:`mix_segments` with the row's gains and transforms and this manifest's policy."""
+        return mix_segments(clean, noise, row[S.CLEAN_GAIN], row[S.NOISE_GAIN], sample_rate=self.sample_rate,
+                            noise_transforms=row[S.NOISE_TRANSFORMS], mixture_transforms=row[S.MIXTURE_TRANSFORMS],
+                            guard_peaks=self.guard_peaks)
 
-        The build's clipping guard cannot foresee a mixture transform (a Gain may boost),
-        so under ``--clip-policy scale`` a transformed mixture that peaks above full scale
-        is scaled down as a whole here, the same way for render and trainer, instead of
-        being clipped when written.
-        """
-        mixture = clean if noise is None else clean + noise
-        if row[S.MIXTURE_TRANSFORMS] == transforms.NO_TRANSFORMS:
-            return mixture
-        mixture = transforms.apply(row[S.MIXTURE_TRANSFORMS], mixture, self.sample_rate)
-        peak = float(np.max(np.abs(mixture))) if mixture.size and self.guard_peaks else 0.0
-        return mixture * np.float32(dsp.peak_guard_scale(peak)) if peak > dsp.PEAK_LIMIT else mixture
+    def stems(self, row) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scaled clean and noise stems; their sum (plus mixture transforms) is the mixture."""
+        clean, noise, _ = self.mixed(row)
+        return clean, noise
 
-    def _mix_window(self, row, start: int, length: int) -> np.ndarray:
-        return dsp.mix(self._clean_window(row, start, length), self._noise_window(row, start, length),
-                       float(row[S.CLEAN_GAIN]), float(row[S.NOISE_GAIN]))
+    def mix(self, row, start: int = 0, length: int | None = None) -> np.ndarray:
+        """The mixture of ``row`` (float32), or its window ``[start, start + length)``."""
+        return self.mixed(row, start, length).mixture
 
 
 def mix_row(manifest: Manifest, row, cache_dir: Path | None = None) -> np.ndarray:
@@ -210,10 +245,10 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
         raise ValueError("mix_at_snr: the SNR is undefined (clean or noise silent, or shorter than 0.4 s for lufs)")
     clean_gain, noise_gain = (float(g) for g in dsp.gains_for_snr(clean_power, noise_power, snr_db, level))
     if clip_policy == "scale":
-        peak = float(np.max(np.abs(dsp.mix(clean, segment, clean_gain, noise_gain)))) if clean.size else 0.0
+        peak = float(np.max(np.abs(mix_segments(clean, segment, clean_gain, noise_gain).mixture))) if clean.size else 0.0
         guard = float(dsp.peak_guard_scale(peak))
         if level == "match-clean":  # the clip's level, as its clean copy has it
             guard = min(guard, float(dsp.headroom_scale(np.max(np.abs(clean)) if clean.size else 0.0, spec.headroom_db)))
         clean_gain, noise_gain = clean_gain * guard, noise_gain * guard
     clean_gain, noise_gain = (float(g) for g in dsp.stable_gains(np.array([clean_gain, noise_gain])))
-    return MixResult(dsp.mix(clean, segment, clean_gain, noise_gain), clean_gain, noise_gain, looped)
+    return MixResult(mix_segments(clean, segment, clean_gain, noise_gain).mixture, clean_gain, noise_gain, looped)

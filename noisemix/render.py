@@ -220,11 +220,8 @@ def render_row(job: _Job, position: int) -> list[dict]:
     mixer = job.mixer()
     row = job.row(position)
     rate = mixer.sample_rate
-    if is_elementwise(row):
-        outputs, measured = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN],
-                                              row[S.NOISE_GAIN], job.stems)
-    else:
-        outputs, measured = _render_transformed(mixer, row, job.stems)
+    render = _render_in_blocks if is_elementwise(row) else _render_transformed
+    outputs, measured = render(mixer, row, job.stems)
     records = []
     for stem, pcm in outputs.items():
         name = f"{row[S.SPLIT]}/{row[S.MIXTURE_ID]}{'' if stem == 'mixture' else '.' + stem}.{job.fmt}"
@@ -237,44 +234,37 @@ def render_row(job: _Job, position: int) -> list[dict]:
     return records
 
 
-def _render_in_blocks(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float, noise_gain: float,
-                      stems: bool, block: int = BLOCK_FRAMES) -> tuple[dict, float]:
+def _render_in_blocks(mixer: Mixer, row, stems: bool, block: int | None = None) -> tuple[dict, float]:
     """16-bit mixture (and stems) of an untransformed row, and its measured SNR.
 
-    The same element-wise float32 operations as ``Mixer.stems``, ``mixture_of_stems`` and
-    ``dsp.to_pcm16``, hence the same samples, but a block at a time so that the
-    intermediate arrays stay in the processor's cache. Only the measurement's sums run in
-    another order (about 1e-6 relative).
+    The mixing kernel (:meth:`Mixer.mix_segments`) a block at a time, so that the
+    intermediate arrays stay in the processor's cache: on such a row it is element-wise,
+    so the samples are those of the whole row. Only the measurement's sums run in another
+    order (about 1e-6 relative).
     """
+    clean, noise = mixer.clean(row), mixer.noise(row)
+    block = block or BLOCK_FRAMES
     names = ["mixture"] + (["clean"] if stems else []) + (["noise"] if stems and noise is not None else [])
     outputs = {name: np.empty(clean.size, np.int16) for name in names}
-    clean_gain, noise_gain = np.float32(clean_gain), np.float32(noise_gain)
     clean_energy = residual_energy = 0.0
     for start in range(0, clean.size, block):
         window = slice(start, start + block)
-        clean_stem = np.multiply(clean[window], clean_gain, dtype=np.float32)
-        if noise is None:
-            for name in names:
-                dsp.to_pcm16(clean_stem, out=outputs[name][window])
-            continue
-        noise_stem = np.multiply(noise[window], noise_gain, dtype=np.float32)
-        if stems:
-            dsp.to_pcm16(clean_stem, out=outputs["clean"][window])
-            dsp.to_pcm16(noise_stem, out=outputs["noise"][window])
-        noise_stem += clean_stem
-        mixture = dsp.to_pcm16(noise_stem, out=outputs["mixture"][window])
-        residual = dsp.from_pcm16(mixture)  # everything in the written mixture that is not clean
-        residual -= clean_stem
-        clean_energy += dsp.measured_energy(clean_stem)
-        residual_energy += dsp.measured_energy(residual)
+        part = mixer.mix_segments(row, clean[window], None if noise is None else noise[window])
+        for name in names:
+            dsp.to_pcm16(getattr(part, name), out=outputs[name][window])
+        if noise is not None:
+            residual = dsp.from_pcm16(outputs["mixture"][window])  # all in the written mixture that is not clean
+            residual -= part.clean
+            clean_energy += dsp.measured_energy(part.clean)
+            residual_energy += dsp.measured_energy(residual)
     measured = float("nan") if noise is None else float(dsp.power_db(clean_energy) - dsp.power_db(residual_energy))
     return outputs, measured
 
 
 def _render_transformed(mixer: Mixer, row, stems: bool) -> tuple[dict, float]:
     """Rows with transforms (filters are not element-wise): whole arrays at once."""
-    clean, noise = mixer.stems(row)
-    mixture_pcm = dsp.to_pcm16(mixer.mixture_of_stems(row, clean, noise))
+    clean, noise, mixture = mixer.mixed(row)
+    mixture_pcm = dsp.to_pcm16(mixture)
     mixture_transformed = row[S.MIXTURE_TRANSFORMS] != transforms.NO_TRANSFORMS
     quantised = {}
     if stems or (noise is not None and mixture_transformed):

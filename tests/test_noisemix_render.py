@@ -110,14 +110,12 @@ def test_blockwise_mixing_gives_the_samples_of_whole_array_mixing(built_manifest
         assert mask.any(), f"the test manifest has no {kind} row"
         row = rows[mask].iloc[0]
         clean, noise = mixer.stems(row)
-        expected = {"mixture": dsp.to_pcm16(mixer.mixture_of_stems(row, clean, noise)), "clean": dsp.to_pcm16(clean)}
+        expected = {"mixture": dsp.to_pcm16(mixer.mix(row)), "clean": dsp.to_pcm16(clean)}
         if noise is not None:
             expected["noise"] = dsp.to_pcm16(noise)
         # 1000-sample blocks: many blocks and a partial last one.
-        alone, _ = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN], row[S.NOISE_GAIN],
-                                     stems=False, block=1000)
-        outputs, measured = _render_in_blocks(mixer.clean(row), mixer.noise(row), row[S.CLEAN_GAIN],
-                                              row[S.NOISE_GAIN], stems=True, block=1000)
+        alone, _ = _render_in_blocks(mixer, row, stems=False, block=1000)
+        outputs, measured = _render_in_blocks(mixer, row, stems=True, block=1000)
         assert list(alone) == ["mixture"] and np.array_equal(alone["mixture"], expected["mixture"])
         assert list(outputs) == list(expected)
         for stem, pcm in expected.items():
