@@ -14,6 +14,11 @@ libsndfile's float conversion against noisemix's integer read, and BS.1770 loudn
 (``render --loudness``, off in the runs above).
 
     python benchmarks/bench_render.py [--clips 1000] [--repeats 3] [--noise-rate 22050]
+
+``--curve 50,200,1000,2000`` prints the scaling curve instead: for each number of clips,
+``noisemix render`` with one and two workers next to the plain loop in one and two
+processes (the machine's own scaling for this work), wall time, median and range of the
+repeats.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -187,6 +193,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--noise-rate", type=int, default=RATE, help="sample rate of the noise files (Hz)")
+    parser.add_argument("--curve", help="comma-separated clip counts: print the workers scaling curve")
     parser.add_argument("--rerun-only", action="store_true", help="only time a re-run on a complete, current folder")
     parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -194,6 +201,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.folder, args.out)))
+        return
+    if args.curve:
+        scaling_curve(sorted(int(n) for n in args.curve.split(",")), args.repeats, args.noise_rate)
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -213,15 +223,47 @@ def main() -> None:
     report(runs, costs, args)
 
 
+CURVE_METHODS = ("noisemix-1", "noisemix-2", "plain", "plain-2")
+
+
+def scaling_curve(sizes: list[int], repeats: int, noise_rate: int) -> None:
+    """Wall time of one and two processes per number of clips, for noisemix and the plain loop."""
+    print(f"workers scaling on {os.cpu_count()} cores: {CLIP_S} s clips, 16-bit WAV out, wall ms per clip, "
+          f"median [min-max] of {repeats} fresh-process runs")
+    print(f"  {'clips':>6s} {'noisemix 1 worker':>22s} {'2 workers':>22s} {'speed-up':>9s} "
+          f"{'plain loop 1 process':>22s} {'2 processes':>22s} {'speed-up':>9s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for clips in sizes:
+            folder = Path(tmp) / f"clips-{clips}"
+            os.environ["NOISEMIX_CACHE"] = str(folder / "build-cache")
+            make_files(folder, clips, noise_rate)
+            build_noisemix_manifest(folder)
+            walls = {method: [] for method in CURVE_METHODS}
+            for repeat in range(repeats):
+                for method in CURVE_METHODS:
+                    walls[method].append(run_in_fresh_process(method, folder, folder / f"{method}-{repeat}")["wall"])
+            cells = {m: _median_range(1000 * np.array(w) / clips) for m, w in walls.items()}
+            median = {m: statistics.median(w) for m, w in walls.items()}
+            print(f"  {clips:6d} {cells['noisemix-1']:>22s} {cells['noisemix-2']:>22s} "
+                  f"{median['noisemix-1'] / median['noisemix-2']:8.2f}x {cells['plain']:>22s} {cells['plain-2']:>22s} "
+                  f"{median['plain'] / median['plain-2']:8.2f}x", flush=True)
+            shutil.rmtree(folder)
+
+
+def _median_range(values) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
 def report(runs: dict[str, list[dict]], costs: dict, args) -> None:
     wall = {m: statistics.median(r["wall"] for r in rs) for m, rs in runs.items()}
     cpu = {m: statistics.median(r["cpu"] for r in rs) for m, rs in runs.items()}
     print(f"{args.clips} clips of {CLIP_S} s, 22.05 kHz mono, noise at {args.noise_rate} Hz, 16-bit WAV out; "
           f"median of {args.repeats} fresh-process runs")
     print("(noisemix: decoded-source cache cold, sha256 + measured SNR + peak of every file, journal; loudness off)")
-    print(f"  {'':38s} {'wall ms/clip':>12s} {'CPU ms/clip':>12s}")
+    print(f"  {'':38s} {'wall ms/clip, median [range]':>30s} {'CPU ms/clip, median [range]':>30s}")
     for method, name in METHODS.items():
-        print(f"  {name:38s} {1000 * wall[method] / args.clips:12.2f} {1000 * cpu[method] / args.clips:12.2f}")
+        cells = [_median_range([1000 * r[kind] / args.clips for r in runs[method]]) for kind in ("wall", "cpu")]
+        print(f"  {name:38s} {cells[0]:>30s} {cells[1]:>30s}")
     print(f"CPU time, audiomentations / noisemix (1 worker): {cpu['audiomentations'] / cpu['noisemix-1']:.2f}x")
     print(f"CPU time, noisemix (1 worker) / plain numpy:     {cpu['noisemix-1'] / cpu['plain']:.2f}x")
     print(f"wall-time speed-up, 2 workers vs 1:              {wall['noisemix-1'] / wall['noisemix-2']:.2f}x "

@@ -17,7 +17,7 @@ from . import dsp, rng, transforms
 from . import schema as S
 from .audio import DecodedCache, resampler_name, resolve
 from .cache import cache_dir, decoded_dir
-from .energy import IndexRequest, SourceIndex, block_size_for, source_index
+from .energy import IndexRequest, SourceIndex, block_size_for, segment_energies, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import fold_split, frame_to_table, write_manifest
 from .mix import fill_noise
@@ -364,10 +364,14 @@ def _draw_noise(rows, pending, codes, pools, index, spec, attempt, roots, audio,
                 following[i], looped[i] = _sequence(pool, int(chosen[i]), int(offsets[i]), int(lengths[i]), index,
                                                     spec, int(keys[i]), stream)
     power = index.power(chosen, offsets, lengths)
-    for i in np.flatnonzero(looped | np.isnan(power) | np.array([len(f) > 0 for f in following], dtype=bool)):
+    sequence = np.array([len(f) > 0 for f in following], dtype=bool)
+    for i in np.flatnonzero(sequence):
         segment = _noise_samples(sources, int(chosen[i]), int(offsets[i]), int(lengths[i]), bool(looped[i]), roots,
                                  audio, spec, following[i])
         power[i] = dsp.power(segment)
+    unindexed = (looped | np.isnan(power)) & ~sequence
+    power[unindexed] = _segment_powers(chosen[unindexed], offsets[unindexed], lengths[unindexed], looped[unindexed],
+                                       sources, roots, audio, spec, index.block)
     rows.loc[rows.index[pending], "noise"] = chosen
     rows.loc[rows.index[pending], "noise_offset"] = offsets
     rows.loc[rows.index[pending], "looped"] = looped
@@ -393,6 +397,20 @@ def _sequence(pool: np.ndarray, first: int, offset: int, length: int, index, spe
         chosen.append(int(cycle[len(chosen) % len(cycle)]))
         sizes.append(int(index.frames[chosen[-1]]))
     return tuple(chosen), len(chosen) >= len(cycle)
+
+
+def _segment_powers(positions, offsets, lengths, looped, sources, roots, audio, spec, block) -> np.ndarray:
+    """Mean power of noise segments that the index cannot answer (loops, unaligned crops),
+    a recording at a time, without materialising the segments (:func:`segment_energies`)."""
+    power = np.empty(len(positions))
+    order = np.argsort(positions, kind="stable")
+    bounds = np.flatnonzero(np.diff(positions[order])) + 1
+    for group in np.split(order, bounds) if len(order) else []:
+        recording = _source_audio(sources, positions[group[0]], roots, audio)
+        crossfade = dsp.crossfade_length(recording.size, spec.sample_rate, spec.crossfade_s)
+        energy = segment_energies(recording, offsets[group], lengths[group], looped[group], crossfade, block)
+        power[group] = energy / lengths[group]
+    return power
 
 
 def _noise_samples(sources, position, offset, length, looped, roots, audio, spec, following=()) -> np.ndarray:
@@ -472,8 +490,9 @@ def clean_headroom(segments, index, headroom_db: float) -> np.ndarray:
 
 def _source_audio(sources, position, roots, audio: DecodedCache) -> np.ndarray:
     """Decoded audio (at the build's rate) of the source in row ``position`` of ``sources``."""
-    source = sources.iloc[int(position)]
-    return audio.get(resolve(roots, source[S.ROOT], source[S.PATH]), source[S.SHA256])
+    position = int(position)
+    return audio.get(resolve(roots, sources[S.ROOT].iat[position], sources[S.PATH].iat[position]),
+                     sources[S.SHA256].iat[position])
 
 
 def _loudness_as_power(clean, noise, sample_rate, clean_id) -> tuple[float, float]:

@@ -162,23 +162,25 @@ def _print_report(info: dict, out: Path) -> None:
     for name, count in report["counts"].items():
         if count:
             typer.echo(f"{name}: {count}")
-    _print_summary(out)
+    _print_summary(out, info)
     typer.echo(f"manifest written to {out} (mixtures fingerprint {info['fingerprints']['mixtures'][:16]})")
 
 
-def _print_summary(out: Path) -> None:
+def _print_summary(out: Path, info: dict) -> None:
     """Mixtures per split and noise category, and a word when the music has no tags."""
-    from . import schema as S
-    from .manifest import load_manifest
+    import pandas as pd
 
-    manifest = load_manifest(out)
-    kinds = manifest.mixtures[S.NOISE_CATEGORY].where(manifest.mixtures[S.NOISE_CATEGORY] != "", "clean")
-    counts = manifest.mixtures.groupby([manifest.mixtures[S.SPLIT], kinds]).size()
+    from . import schema as S
+
+    # Two columns of the table just written: the build validated it, no need to load it all.
+    mixtures = pd.read_parquet(out / S.MIXTURES_FILE, columns=[S.SPLIT, S.NOISE_CATEGORY])
+    kinds = mixtures[S.NOISE_CATEGORY].where(mixtures[S.NOISE_CATEGORY] != "", "clean")
+    counts = mixtures.groupby([mixtures[S.SPLIT], kinds]).size()
     for split in S.SPLITS:
         if split in counts.index.get_level_values(0):
             part = counts[split]
             typer.echo(f"{split}: {int(part.sum()):,} mixtures ({', '.join(f'{k} {int(n):,}' for k, n in part.items())})")
-    if not manifest.tags:
+    if not info["tags"]:
         typer.echo("note: no clean clip has tags: this manifest can test robustness but cannot train a tagger "
                    "(give tags.csv beside the clean music, or one sub-folder per tag)")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 __all__ = [
     "SILENCE_DBFS", "power", "measured_energy", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
-    "crossfade_length", "peak_guard_scale", "level_match_scale", "gains_for_snr", "stable_gains", "to_pcm16",
+    "crossfade_length", "loop_cycle", "peak_guard_scale", "level_match_scale", "gains_for_snr", "stable_gains", "to_pcm16",
     "from_pcm16", "loudness_lufs",
 ]
 
@@ -94,8 +94,19 @@ def loop_to_length(noise: np.ndarray, length: int, offset: int, crossfade: int) 
 
     Each repetition overlaps the previous one by ``crossfade`` samples with an
     equal-power (sine/cosine) crossfade, so the loop has no click and keeps its power.
-    The period of the loop is ``len(noise) - crossfade``.
+    The period of the loop is ``len(noise) - crossfade``: the loop is :func:`loop_cycle`
+    over and over.
     """
+    cycle = loop_cycle(noise, crossfade)
+    period = cycle.size
+    offset %= period
+    reps = -(-(offset + length) // period)
+    return np.tile(cycle, reps)[offset:offset + length]
+
+
+def loop_cycle(noise: np.ndarray, crossfade: int) -> np.ndarray:
+    """One period of the loop of ``noise`` (float32): the recording without its last
+    ``crossfade`` samples, whose start is that tail fading out over the head fading in."""
     noise = np.asarray(noise, dtype=np.float32)
     n = noise.size
     if n == 0:
@@ -106,11 +117,8 @@ def loop_to_length(noise: np.ndarray, length: int, offset: int, crossfade: int) 
     cycle = noise[:period].copy()
     if crossfade:
         fade_in, fade_out = _equal_power_fades(crossfade)
-        # The start of every cycle is the old tail fading out over the new head fading in.
         cycle[:crossfade] = (noise[period:] * fade_out + noise[:crossfade] * fade_in).astype(np.float32)
-    offset %= period
-    reps = -(-(offset + length) // period)
-    return np.tile(cycle, reps)[offset:offset + length]
+    return cycle
 
 
 def _equal_power_fades(length: int) -> tuple[np.ndarray, np.ndarray]:

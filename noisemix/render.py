@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import io
 import json
+import multiprocessing
 import struct
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -46,6 +47,10 @@ RENDER_MEMORY_MB = 8
 # Clean sources that several rows share (grids, several mixtures per segment) sit in
 # different noise groups; these are kept, as decoding (and resampling) MP3s again costs more.
 SHARED_CLEAN_MEMORY_MB = 512
+# Output samples of work that pays for one more render process (its start, its share of
+# the scheduling, and the noise it decodes again): about 10 s of audio at 22.05 kHz per
+# ms of start-up, measured with benchmarks/bench_render.py --curve.
+FRAMES_PER_WORKER = 30 * 10 * 22050
 # Samples per block when mixing: the block's float32 working arrays fit in a core's cache.
 BLOCK_FRAMES = 1 << 16
 
@@ -174,9 +179,11 @@ class _Job:
 _WORKER_JOB: _Job | None = None
 
 
-def _init_worker(job: _Job) -> None:
+def _init_worker(job: _Job | None) -> None:
+    """Set up a render worker: ``job`` is None when it was inherited by fork."""
     global _WORKER_JOB
-    _WORKER_JOB = job
+    if job is not None:
+        _WORKER_JOB = job
     _reuse_freed_memory()
 
 
@@ -204,15 +211,35 @@ def _render_in_worker(positions: list[int]) -> list[list[dict]]:
 
 def _run(job: _Job, tasks: list[list[int]], workers: int):
     """Records of each rendered row, in task order."""
-    if workers <= 1 or len(tasks) <= 1:
+    workers = useful_workers(workers, job, tasks)
+    if workers <= 1:
         _reuse_freed_memory()
         for positions in tasks:
             for position in positions:
                 yield render_row(job, position)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as pool:
+    context = multiprocessing.get_context()
+    if context.get_start_method() == "fork":
+        # Forked workers inherit the job with its manifest already loaded: no worker reads
+        # and validates the manifest again before its first row.
+        job.mixer()
+        global _WORKER_JOB
+        _WORKER_JOB, initargs = job, (None,)
+    else:
+        initargs = (job,)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=initargs) as pool:
         for results in pool.map(_render_in_worker, tasks):
             yield from results
+
+
+def useful_workers(workers: int, job: _Job, tasks: list[list[int]]) -> int:
+    """At most ``workers`` processes, fewer when the work is too small to pay for them:
+    each worker beyond the first needs :data:`FRAMES_PER_WORKER` output samples, and one
+    task at least (``--workers`` never makes a render slower than one process)."""
+    frames = job.mixer().manifest.mixtures[S.NUM_OUTPUT_FRAMES].to_numpy()
+    total = int(sum(int(frames[p]) for positions in tasks for p in positions))
+    return max(1, min(workers, len(tasks), 1 + total // FRAMES_PER_WORKER))
 
 
 def render_row(job: _Job, position: int) -> list[dict]:

@@ -25,12 +25,13 @@ def test_committed_demo_manifests_verify_against_a_fresh_corpus(demo_corpus, nam
 
 
 @full
-def test_demo_benchmark_regenerates_bit_for_bit(demo_corpus, tmp_path):
+@pytest.mark.parametrize("name", DEMO)
+def test_demo_benchmark_regenerates_bit_for_bit(demo_corpus, tmp_path, name):
     corpus, _ = demo_corpus
-    committed = load_manifest(MANIFESTS / "demo", roots={"demo": corpus})
+    committed = load_manifest(MANIFESTS / name, roots={"demo": corpus})
     inputs = [CorpusInput("demo", corpus, "clean", subdir="clean"), CorpusInput("demo", corpus, "noise", subdir="noise")]
     info = build_manifest(inputs, BuildSpec.from_dict(committed.info["spec"]), tmp_path / "again", workers=2,
-                          progress=False)
+                          progress=False, tags=committed.tags)
     assert info["fingerprints"] == committed.info["fingerprints"]
 
 

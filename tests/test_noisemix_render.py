@@ -13,8 +13,30 @@ from noisemix.verify import verify_manifest
 
 @pytest.fixture(scope="module")
 def rendered(built_manifest, tmp_path_factory):
+    from noisemix import render
+
     out = tmp_path_factory.mktemp("render")
-    return out, render_manifest(built_manifest, out, stems=True, fmt="flac", workers=2, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "FRAMES_PER_WORKER", 1)  # two processes even for this small manifest
+        return out, render_manifest(built_manifest, out, stems=True, fmt="flac", workers=2, progress=False)
+
+
+def test_workers_are_started_only_for_work_that_pays_for_them(built_manifest):
+    from noisemix import render
+
+    job = render._Job(str(built_manifest), {}, "", False, "wav", False, None)
+    positions = list(range(len(job.mixer().manifest.mixtures)))
+    frames = int(job.mixer().manifest.mixtures[S.NUM_OUTPUT_FRAMES].sum())
+    tasks = [positions[i:i + 8] for i in range(0, len(positions), 8)]
+    assert frames < render.FRAMES_PER_WORKER and render.useful_workers(2, job, tasks) == 1
+    assert render.useful_workers(8, job, tasks) == 1
+    assert render.useful_workers(1, job, tasks) == 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "FRAMES_PER_WORKER", frames // 3)
+        assert render.useful_workers(2, job, tasks) == 2
+        assert render.useful_workers(8, job, tasks) == 4      # 1 + frames // (frames // 3)
+        patch.setattr(render, "FRAMES_PER_WORKER", 1)
+        assert render.useful_workers(8, job, tasks[:2]) == 2  # never more processes than tasks
 
 
 def test_rendered_16bit_stems_hit_the_target_snr(built_manifest, rendered):
