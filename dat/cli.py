@@ -179,6 +179,7 @@ def train(
     accuracy on each domain), valid.csv, valid_probs/, training.png, config.json, run.json.
     """
     with _user_errors():
+        from .config import check_stages
         from .errors import DatError
         from .train import train as run_training
 
@@ -188,6 +189,9 @@ def train(
             typer.echo(cfg.to_json())
             return
         _check_device(device)
+        check_stages(cfg.method, stage, resume or stage1_from is not None or pretrained is not None, out)
+        if pretrained is not None and not pretrained.is_file():
+            raise DatError(f"{pretrained}: pretrained checkpoint not found")
         result = run_training(cfg, _load_manifest(manifest, root, cfg.data.fold), out, stages=stage or None, pretrained=pretrained,
                               resume=resume, stage1_from=stage1_from, device=device)
         chosen = result["selection"]["chosen"] or {}

@@ -169,6 +169,18 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def check_stages(method: str, stages, has_trained_fe: bool = True, run_dir=None) -> None:
+    """Refuse ``--stage`` choices that cannot run: a stage the method does not have, or a
+    later stage without a trained FE (before any data is read, where the CLI can tell)."""
+    extra = sorted(set(stages) - set(method_stages(method)))
+    if extra:
+        raise DatError(f"method {method} has no stage {extra[0]} (its stages: {method_stages(method)})")
+    first = min(stages, default=1)
+    if first != 1 and not has_trained_fe:
+        raise DatError(f"stage {first} needs a trained FE: run stage 1 in {run_dir} first "
+                       f"or pass --pretrained CLMR_CHECKPOINT")
+
+
 def method_stages(method: str, pretrained_fe: bool = False) -> list[int]:
     """The stages a method runs, in order.
 
@@ -227,7 +239,7 @@ def _tiny() -> RunConfig:
     model = ModelConfig(channels=(8, 8, 16, 16, 16, 32, 32), embedding_dim=32, dc_hidden=32)
     train = TrainConfig(stage1=StageConfig(steps=12, lr=3e-3), stage2=StageConfig(steps=4, lr=3e-3),
                         stage3=StageConfig(steps=8, lr=3e-3, fe_lr_scale=0.1), lambda_horizon_steps=16,
-                        eval_every=6, checkpoint_every=4, log_every=1, tensorboard=False, progress=False, threads=1)
+                        eval_every=6, checkpoint_every=4, log_every=1, tensorboard=False, threads=1)
     return RunConfig(preset="tiny", model=model, data=DataConfig(batch_size=8, eval_batch_size=16, num_workers=0),
                      train=train)
 

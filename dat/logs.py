@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,7 @@ class RunLogger:
         tqdm.write(f"stage {progress.stage} step {progress.step}: valid clean ROC-AUC {row['clean_roc_auc']:.3f} "
                    f"PR-AUC {row['clean_pr_auc']:.3f}{noisy}"
                    f"{'  * new best' if row['best'] else ''} (best: stage {best.stage} step {best.step}, "
-                   f"{best.score:.3f} -> {self.run_dir / 'best.pt'})")
+                   f"{best.score:.3f} -> {self.run_dir / 'best.pt'})", file=sys.stderr)  # with the bars; stdout: results
 
     def _scalars(self, prefix: str, row: dict) -> None:
         if self.writer is None:

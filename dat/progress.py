@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 __all__ = ["StageBar"]
 
 NAMES = {1: "stage 1 (FE + LP)", 2: "stage 2 (DC, FE frozen)", 3: "stage 3"}
@@ -25,8 +27,12 @@ class StageBar:
                  "λ": row.get("lambda"), "acc src": row.get("dc_acc_source"), "acc trg": row.get("dc_acc_target")}
         self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None}, refresh=False)
 
+    def abandon(self) -> None:
+        """End the bar's line where it stands (an error interrupts the stage)."""
+        self.bar.close()
+
     def close(self, progress, stopped_early: bool) -> None:
         if stopped_early and not self.bar.disable:
             self.bar.write(f"stage {self.stage}: stopped early after {progress.step} steps "
-                           f"({progress.selection.stale} validations without gain)")
+                           f"({progress.selection.stale} validations without gain)", file=sys.stderr)
         self.bar.close()

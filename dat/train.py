@@ -38,7 +38,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint, distributed
-from .config import RunConfig, StageConfig, is_adversarial, method_stages, saved_with_defaults
+from .config import RunConfig, StageConfig, check_stages, is_adversarial, method_stages, saved_with_defaults
 from .data import DomainStream, domain_classes, prepare_training_data
 from .errors import DatError
 from .logs import RunLogger, StepAverager
@@ -167,17 +167,10 @@ class Trainer:
 
     def _plan(self, stages, pretrained, saved) -> list[int]:
         plan = method_stages(self.config.method, pretrained_fe=pretrained is not None)
-        if stages:
-            extra = sorted(set(stages) - set(method_stages(self.config.method)))
-            if extra:
-                raise DatError(f"method {self.config.method} has no stage {extra[0]} "
-                               f"(its stages: {method_stages(self.config.method)})")
-            plan = sorted(set(stages))
         done = set(saved["progress"]["completed"]) if saved else set()
-        has_fe = 1 in done or pretrained is not None
-        if plan and plan[0] != 1 and not has_fe:
-            raise DatError(f"stage {plan[0]} needs a trained FE: run stage 1 in {self.run_dir} first "
-                           f"or pass --pretrained CLMR_CHECKPOINT")
+        if stages:
+            check_stages(self.config.method, stages, 1 in done or pretrained is not None, self.run_dir)
+            plan = sorted(set(stages))
         return [s for s in plan if s not in done]
 
     def _load_data(self) -> None:
@@ -409,25 +402,29 @@ class Trainer:
         averager = StepAverager()
         if selects and p.step == 0 and stage == 3 and p.selection.best.step >= 0:
             self._validate()  # the curve's start: stage 1's best model, before any stage-3 update
-        last_eval = p.step
-        while p.step < total and not (selects and p.selection.stale >= t.patience):
-            out = self._step(stage)
-            p.step += 1
-            p.global_step += 1
-            averager.add(out)
-            if self.logger and (p.step % t.log_every == 0 or p.step == total):
-                row = self.logger.step(p, averager.pop(), self.optimizers["main"])
-                bar.show(row)
-            bar.update()
-            if selects and p.step % t.eval_every == 0:
+        try:
+            last_eval = p.step
+            while p.step < total and not (selects and p.selection.stale >= t.patience):
+                out = self._step(stage)
+                p.step += 1
+                p.global_step += 1
+                averager.add(out)
+                if self.logger and (p.step % t.log_every == 0 or p.step == total):
+                    row = self.logger.step(p, averager.pop(), self.optimizers["main"])
+                    bar.show(row)
+                bar.update()
+                if selects and p.step % t.eval_every == 0:
+                    self._validate()
+                    last_eval = p.step
+                if p.step % t.checkpoint_every == 0:
+                    self._save()
+                if self.on_step:
+                    self.on_step(self)
+            if selects and last_eval != p.step and p.step > 0 and p.selection.stale < t.patience:
                 self._validate()
-                last_eval = p.step
-            if p.step % t.checkpoint_every == 0:
-                self._save()
-            if self.on_step:
-                self.on_step(self)
-        if selects and last_eval != p.step and p.step > 0 and p.selection.stale < t.patience:
-            self._validate()
+        except BaseException:
+            bar.abandon()  # an error message then starts on a line of its own
+            raise
         bar.close(p, stopped_early=p.step < total)
         if stage == 1 and self.ctx.is_main and self.best_path.is_file():
             shutil.copyfile(self.best_path, self.stage1_path)

@@ -221,12 +221,15 @@ def _rewrite(manifest_dir, out_dir, edit_mixtures=None, tags=None):
     return out_dir
 
 
-def _one_line_error(code, out, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+def _one_line_error(code, out, err, *needles, after_progress=False):
+    """Exit 2 and one ``error:`` line; with ``after_progress`` (an error met while training)
+    the progress shown before it stays, and the error is the last line."""
+    assert code == 2 and "Traceback" not in err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and (after_progress or len(lines) == 1), err
+    assert sum(line.startswith("error: ") for line in lines) == 1, err
     for needle in needles:
-        assert needle in lines[0], lines[0]
+        assert needle in lines[-1], lines[-1]
 
 
 def test_nan_loss_stops_with_step_and_mixture_ids(manifest_dir, tmp_path):
@@ -236,7 +239,8 @@ def test_nan_loss_stops_with_step_and_mixture_ids(manifest_dir, tmp_path):
 
     bad = _rewrite(manifest_dir, tmp_path / "nan", poison)
     code, out, err = _cli("train", "-m", bad, "-o", tmp_path / "run", "--preset", "tiny")
-    _one_line_error(code, out, err, "loss is NaN/inf at stage 1 step 1", "batch mixtures: ")
+    _one_line_error(code, out, err, "loss is NaN/inf at stage 1 step 1", "batch mixtures: ", after_progress=True)
+    assert "stage 1 (FE + LP)" in err  # the tiny preset shows its bars too
     named = err.split("batch mixtures: ")[1].strip().split(", ")
     train_ids = set(load_manifest(bad).split("train")[S.MIXTURE_ID])
     assert named and set(named) <= train_ids  # the ids of the batch's (poisoned) training rows
@@ -308,3 +312,21 @@ def test_model_selection_carries_the_best_across_stages(manifest_dir, tmp_path):
     assert stage1["stage"] == 1
     stage3_start = evaluations[(evaluations["stage"] == 3) & (evaluations["step"] == 0)]
     assert stage3_start["clean_pr_auc"].iloc[0] == pytest.approx(stage1["valid_pr_auc"])  # starts from stage 1's best
+
+
+def test_training_shows_what_a_user_watches(manifest_dir, tmp_path):
+    """The tiny preset too: a bar per stage that stays, with the losses, λ and the DC's
+    accuracy; each validation's clean and noisy ROC-AUC / PR-AUC and where best.pt is."""
+    code, out, err = _cli("train", "-m", manifest_dir, "-o", tmp_path / "run", "--preset", "tiny")
+    assert code == 0, err
+    final = [line.split("\r")[-1] for line in err.splitlines()]  # what stays on screen
+    for stage in ("stage 1 (FE + LP)", "stage 2 (DC, FE frozen)", "stage 3"):
+        bar = [line for line in final if line.startswith(stage + ":")]
+        assert bar and "100%" in bar[-1], (stage, final)
+    stage3 = [line for line in final if line.startswith("stage 3:")][-1]
+    for shown in ("loss=", "lp=", "dc=", "λ=", "acc src=", "acc trg="):
+        assert shown in stage3, stage3
+    validations = [line for line in final if "valid clean ROC-AUC" in line]
+    assert validations and all("PR-AUC" in line and "noisy ROC-AUC" in line for line in validations)
+    assert str(tmp_path / "run" / "best.pt") in validations[-1]
+    assert "Traceback" not in err
