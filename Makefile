@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 OUT ?= out/demo
 DEMO_DEPS := noisemix/corpus/install-demo-deps.sh
 
-.PHONY: venv demo-deps test test-demo demo experiment bench clean
+.PHONY: venv demo-deps browser-deps test test-demo demo experiment bench clean
 
 venv: $(VENV)/.installed
 
@@ -20,7 +20,11 @@ $(VENV)/.installed: pyproject.toml
 demo-deps: venv
 	@if [ -f $(DEMO_DEPS) ]; then bash $(DEMO_DEPS) $(PY); fi
 
-test: demo-deps
+# The report's page is tested in Debian's chromium (installed with apt-get as root; skipped, saying why, without root).
+browser-deps:
+	@bash scripts/install-browser.sh
+
+test: demo-deps browser-deps
 	$(PY) -m pytest -q
 
 # The full demo corpus (built twice, about 2 min each on 2 cores) and the committed manifests/demo*: 4.3 min.
@@ -37,7 +41,9 @@ demo: demo-deps
 bench: venv
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_render.py --noise-rate 16000
+	$(PY) benchmarks/bench_render.py --curve 20,50,200,1000,2000
 	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_build_real.py
 	$(PY) benchmarks/bench_validate.py
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/lhotse_fidelity.py

@@ -254,6 +254,7 @@ def stats(
     """Counts per split x category x SNR bin and per tag; the give-away cues (median level
     of the rows in dB re their clean segment, share of looped noise) per bin; and an SNR
     histogram PNG."""
+    from . import schema as S
     from .manifest import load_manifest
     from .stats import count_table, cue_table, plot_snr_histogram, tag_table
 
@@ -266,8 +267,32 @@ def stats(
     typer.echo(cue_table(loaded).to_string(index=False))
     if csv:
         counts.to_csv(csv, index=False)
+    if (loaded.mixtures[S.NOISE_CATEGORY] == "").all():
+        typer.echo("\nno noisy mixtures: no SNR histogram to plot")
+        return
     path = plot_snr_histogram(loaded, plot or Path(manifest) / "snr_hist.png")
     typer.echo(f"\nSNR histogram: {path}")
+
+
+@app.command()
+def report(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    out: Path = typer.Option(..., "--out", help="Folder for the page (index.html) and its figures and audio."),
+    renders: Optional[Path] = typer.Option(None, "--renders", help="A noisemix render folder of this manifest: "
+                                           "example audio is copied from it (else rendered into the report)."),
+    root: List[str] = typer.Option([], "--root", help=ROOT_HELP),
+    split: str = typer.Option("test", "--split", help="The split the examples come from."),
+    examples: int = typer.Option(1, "--examples", min=1, help="Examples per noise category x SNR bin."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Write a page to look at and listen to: the dataset card, counts per split x category
+    x SNR bin, tag counts, SNR histograms, and example mixtures with players and spectrograms
+    of the mixture and its clean and noise stems. It opens from disk (no server, no network)."""
+    from .report import write_report
+
+    page = write_report(manifest, out, roots=_roots(root), renders=renders, split=split,
+                        examples_per_cell=examples, progress=progress)
+    typer.echo(f"report: {page}")
 
 
 @app.command()

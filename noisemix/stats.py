@@ -11,9 +11,11 @@ from . import dsp
 from . import schema as S
 from .manifest import Manifest
 
-__all__ = ["count_table", "tag_table", "cue_table", "row_level_db", "plot_snr_histogram", "SNR_BIN_DB"]
+__all__ = ["count_table", "tag_table", "cue_table", "row_level_db", "plot_snr_histogram", "histogram_edges", "SNR_BIN_DB"]
 
 SNR_BIN_DB = 5.0
+# More distinct SNRs than this are a continuous range (histogram_edges), fewer a grid's levels.
+GRID_LEVELS_MAX = 24
 
 
 def snr_bins(snr: pd.Series) -> pd.Series:
@@ -77,25 +79,54 @@ def tag_table(manifest: Manifest) -> pd.DataFrame:
     return table.reindex([t for t in order if t in table.index])
 
 
+def histogram_edges(snr) -> np.ndarray:
+    """Bin edges for an SNR histogram that show the SNRs as built.
+
+    A grid (a few levels) gets one bin per level, the level at its centre (edges half-way
+    between levels); a continuous range gets 1 dB bins (at most 50) from the floor of its
+    lowest SNR to the ceiling of its highest, so every value sits inside a bin and the bins
+    cover the range.
+    """
+    levels = np.unique(np.asarray(snr, dtype=np.float64))
+    levels = levels[np.isfinite(levels)]
+    if levels.size == 0:
+        return np.array([0.0, 1.0])
+    if levels.size <= GRID_LEVELS_MAX:
+        half = np.diff(levels).min() / 2 if levels.size > 1 else 0.5
+        return np.concatenate([[levels[0] - half], (levels[:-1] + levels[1:]) / 2, [levels[-1] + half]])
+    low, high = np.floor(levels[0]), np.ceil(levels[-1])
+    high = high if high > levels[-1] else high + 1  # the highest value inside, not on the last edge
+    return np.linspace(low, high, int(min(high - low, 50)) + 1)
+
+
 def plot_snr_histogram(manifest: Manifest, path: Path) -> Path:
-    """A PNG with one SNR histogram per noise category (all splits stacked)."""
+    """A PNG with one SNR histogram per noise category (splits stacked), integer counts.
+
+    The manifest must hold noisy rows: an empty plot is never written (the callers say
+    there is nothing to plot instead)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     noisy = manifest.mixtures[manifest.mixtures[S.NOISE_CATEGORY] != ""]
-    categories = [c for c in S.CATEGORIES if c in set(noisy[S.NOISE_CATEGORY])] or ["(none)"]
+    if noisy.empty:
+        raise ValueError(f"{manifest.directory}: no noisy mixtures, no SNR histogram to plot")
+    categories = [c for c in S.CATEGORIES if c in set(noisy[S.NOISE_CATEGORY])]
+    categories += sorted(set(noisy[S.NOISE_CATEGORY]) - set(categories))
     fig, axes = plt.subplots(1, len(categories), figsize=(4 * len(categories), 3.2), sharey=True, squeeze=False)
-    low = np.floor(noisy[S.SNR_DB].min() if len(noisy) else 0) - 1
-    high = np.ceil(noisy[S.SNR_DB].max() if len(noisy) else 1) + 1
-    edges = np.linspace(low, high, 27)
+    edges = histogram_edges(noisy[S.SNR_DB])
+    grid = noisy[S.SNR_DB].nunique() <= GRID_LEVELS_MAX  # narrower bars: one per level, gaps between levels
     for axis, category in zip(axes[0], categories):
         part = noisy[noisy[S.NOISE_CATEGORY] == category]
-        data = [part.loc[part[S.SPLIT] == s, S.SNR_DB] for s in S.SPLITS]
-        axis.hist(data, bins=edges, stacked=True, label=list(S.SPLITS))
-        axis.set_title(f"{category} ({len(part)})")
+        splits = [s for s in S.SPLITS if (part[S.SPLIT] == s).any()]
+        axis.hist([part.loc[part[S.SPLIT] == s, S.SNR_DB] for s in splits], bins=edges, stacked=True, label=splits,
+                  rwidth=0.7 if grid else None)
+        axis.set_xlim(edges[0], edges[-1])
+        axis.set_title(f"{category} ({len(part):,})")
         axis.set_xlabel("target SNR (dB)")
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel("mixtures")
     axes[0][-1].legend(fontsize="small")
     fig.suptitle(f"SNR distribution: {manifest.directory.name}")

@@ -32,8 +32,9 @@ echo "== 4/6 rendering the test split with stems"
 "$nm" render "$out/manifest" --out "$out/audio" --split test --stems --workers 2 --no-progress
 "$nm" verify "$out/manifest" --root "demo=$corpus" --no-progress
 
-echo "== 5/6 statistics"
+echo "== 5/6 statistics, and the page to look at and listen to"
 "$nm" stats "$out/manifest" --plot "$out/snr_hist.png" --csv "$out/counts.csv"
+"$nm" report manifests/demo-grid --root "demo=$corpus" --out "$out/report-demo-grid" --no-progress
 
 if [ -x scripts/demo_dat.sh ]; then
   echo "== 6/6 DAT: four methods on the demo benchmark (CPU configuration)"
