@@ -20,9 +20,11 @@ def _pyplot():
     return plt
 
 
-def plot_auc_vs_snr(result: dict, path: Path) -> None:
+def plot_auc_vs_snr(result: dict, path: Path) -> bool:
+    """ROC-AUC vs SNR per arm with 95% bands; not written (False) when no SNR cell has a score."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = False
     for arm, by_condition in result["absolute"].items():
         levels = sorted((float(c.split()[1]), c) for c in by_condition if c.startswith("snr ")
                         and "roc_auc" in by_condition[c])
@@ -32,6 +34,7 @@ def plot_auc_vs_snr(result: dict, path: Path) -> None:
         cells = [by_condition[c]["roc_auc"] for _, c in levels]
         y = [100 * c["value"] for c in cells]
         line, = ax.plot(x, y, marker="o", label=arm)
+        drawn = True
         ax.fill_between(x, [100 * c["low"] for c in cells], [100 * c["high"] for c in cells], alpha=0.15,
                         color=line.get_color())
         clean = by_condition.get("clean", {}).get("roc_auc")
@@ -46,10 +49,12 @@ def plot_auc_vs_snr(result: dict, path: Path) -> None:
     ax.set_ylabel("macro ROC-AUC (x100), 95% CI")
     ax.set_title(f"Test ROC-AUC vs SNR (mean over seeds {result['seeds']})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if drawn:
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
     plt.close(fig)
+    return drawn
 
 
 def plot_stage3_curves(runs: dict, path: Path) -> bool:
@@ -116,8 +121,10 @@ def plot_dc_accuracy(runs: dict, path: Path) -> bool:
     return drawn
 
 
-def plot_experiment(result: dict, runs: dict, out: Path) -> None:
+def plot_experiment(result: dict, runs: dict, out: Path) -> list[str]:
+    """Write the experiment's plots; return the names of those with nothing to draw (not written)."""
     out = Path(out)
-    plot_auc_vs_snr(result, out / "auc_vs_snr.png")
-    plot_stage3_curves(runs, out / "stage3_curves.png")
-    plot_dc_accuracy(runs, out / "dc_accuracy.png")
+    plots = {"auc_vs_snr.png": lambda path: plot_auc_vs_snr(result, path),
+             "stage3_curves.png": lambda path: plot_stage3_curves(runs, path),
+             "dc_accuracy.png": lambda path: plot_dc_accuracy(runs, path)}
+    return [name for name, plot in plots.items() if not plot(out / name)]

@@ -180,7 +180,10 @@ def write_report(recipe, layout) -> Path | None:
         result = analyse(selected, curves, **options)
         write_claims(result, layout.out, header + "\n\n" + _selection_line(runs), stem="claims" + suffix)
         if not suffix:
-            plot_experiment(result, runs, layout.out)
+            empty = plot_experiment(result, runs, layout.out)
+            if empty:
+                print(f"not plotted, nothing to draw (every cell n/a, or no such arm): {', '.join(empty)}",
+                      file=sys.stderr)
         if last_test is not None:
             last = analyse(last_test, curves, **options)
             write_claims(last, layout.out, header + "\n\n" + LAST_NOTE, stem="claims-last" + suffix)

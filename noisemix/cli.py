@@ -283,15 +283,18 @@ def report(
     root: List[str] = typer.Option([], "--root", help=ROOT_HELP),
     split: str = typer.Option("test", "--split", help="The split the examples come from."),
     examples: int = typer.Option(1, "--examples", min=1, help="Examples per noise category x SNR bin."),
+    runs: Optional[Path] = typer.Option(None, "--runs", help="A dat experiment folder (claims.md and plots) or a dat "
+                                        "run (its evaluations' tables and plots): the page shows its results first."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Write a page to look at and listen to: the dataset card, counts per split x category
     x SNR bin, tag counts, SNR histograms, and example mixtures with players and spectrograms
-    of the mixture and its clean and noise stems. It opens from disk (no server, no network)."""
+    of the mixture and its clean and noise stems; with --runs, dat's results first. It opens
+    from disk (no server, no network)."""
     from .report import write_report
 
     page = write_report(manifest, out, roots=_roots(root), renders=renders, split=split,
-                        examples_per_cell=examples, progress=progress)
+                        examples_per_cell=examples, runs=runs, progress=progress)
     typer.echo(f"report: {page}")
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import dsp
 from . import schema as S
+from .errors import NoisemixError
 from .io import atomic_path, write_text
 from .manifest import Manifest, load_manifest, load_renders, rendered_files
 from .rng import stable_key
@@ -30,18 +31,20 @@ STEMS = ("mixture", "clean", "noise")
 
 
 def write_report(manifest_dir: Path, out: Path, *, roots=None, renders: Path | None = None, split: str = "test",
-                 examples_per_cell: int = 1, progress: bool = True) -> Path:
+                 examples_per_cell: int = 1, runs: Path | None = None, progress: bool = True) -> Path:
     """Write the report of the manifest in ``manifest_dir`` into ``out``; return its page.
 
     Example audio is copied from ``renders`` (a ``noisemix render`` folder of this manifest,
     stale renders refused) where it holds the file, else rendered here with the mixing
-    kernel, as ``noisemix render`` would write it (16-bit WAV).
+    kernel, as ``noisemix render`` would write it (16-bit WAV). ``runs``: a ``dat
+    experiment`` folder or a ``dat`` run (its evaluations) whose results the page shows first.
     """
     manifest = load_manifest(manifest_dir, roots)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     examples = choose_examples(manifest, split, examples_per_cell)
-    sections = [  # what people look at first; the card (all the facts) last
+    results = [("Results", _results_html(Path(runs), out))] if runs is not None else []
+    sections = results + [  # what people look at first; the card (all the facts) last
         ("SNR per noise category", _histogram_html(manifest, out)),
         ("Mixtures per split x category x SNR bin", _counts_html(manifest)),
         (f"Examples ({split} split)", _examples_html(manifest, examples, out, renders, progress)),
@@ -70,14 +73,43 @@ def choose_examples(manifest: Manifest, split: str, per_cell: int) -> pd.DataFra
 
 
 def _card_html(manifest: Manifest) -> str:
-    import markdown
-
     from .card import card_text
 
-    text = markdown.markdown(card_text(manifest), extensions=["tables"])
-    for level in (3, 2, 1):  # the card's headings sit below the page's section heading
+    return _markdown_html(card_text(manifest))
+
+
+def _markdown_html(text: str) -> str:
+    """Markdown as HTML, its headings below the page's section heading."""
+    import markdown
+
+    text = markdown.markdown(text, extensions=["tables"])
+    for level in (3, 2, 1):
         text = text.replace(f"<h{level}>", f"<h{level + 2}>").replace(f"</h{level}>", f"</h{level + 2}>")
     return text
+
+
+def _results_html(runs: Path, out: Path) -> str:
+    """dat's results in ``runs``: an experiment's ``claims.md`` (verdicts, differences with
+    their confidence intervals per condition and noise category) and plots (ROC-AUC vs SNR
+    per method with confidence bands, ...), or a run's evaluations (``RUN/NAME/table.md``
+    and plots). Plots are copied into the report, which stays self-contained."""
+    if (runs / "claims.md").is_file():
+        parts = [(runs / "claims.md", "experiment")]
+    else:
+        tables = [runs / "table.md"] if (runs / "table.md").is_file() else sorted(runs.glob("*/table.md"))
+        parts = [(table, table.parent.name) for table in tables]
+    if not parts:
+        raise NoisemixError(f"--runs {runs}: no dat results there (a dat experiment folder with claims.md, "
+                            f"or a run evaluated by dat evaluate, RUN/NAME/table.md)")
+    blocks = []
+    for table, name in parts:
+        images = []
+        for plot in sorted(table.parent.glob("*.png")):
+            target = out / "figures" / "results" / name / plot.name
+            _copy(plot, target)
+            images.append(f'<img src="{target.relative_to(out).as_posix()}" alt="{html.escape(plot.stem)}">')
+        blocks.append(f"<h3>{html.escape(name)}</h3>\n" + "\n".join(images) + _markdown_html(table.read_text("utf-8")))
+    return "\n".join(blocks)
 
 
 def _counts_html(manifest: Manifest) -> str:

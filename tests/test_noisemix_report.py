@@ -114,3 +114,36 @@ def test_report_cli(built_manifest, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / REPORT_FILE).is_file() and "Examples (valid split)" in (tmp_path / "r" / REPORT_FILE).read_text()
     pd.testing.assert_index_equal(pd.Index(["report"]), pd.Index([result.output.split(":")[0]]))
+
+
+CLAIMS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "demo-claims"
+
+
+def test_an_experiment_s_results_come_first_with_its_plots(built_manifest, tmp_path):
+    page = write_report(built_manifest, tmp_path / "report", runs=CLAIMS, progress=False)
+    text = page.read_text(encoding="utf-8")
+    assert text.index("<h2>Results</h2>") < text.index("<h2>SNR per noise category</h2>")
+    assert "DAT beats source-only on noisy music" in text and "<table>" in text  # claims.md, as HTML
+    copied = [src for src in page_sources(page)["img"] if src.startswith("figures/results/")]
+    assert sorted(Path(src).name for src in copied) == sorted(p.name for p in CLAIMS.glob("*.png"))
+    for src in copied:
+        assert (page.parent / src).read_bytes() == (CLAIMS / Path(src).name).read_bytes()
+
+
+def test_a_run_s_evaluations_are_shown(built_manifest, tmp_path):
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "table.md").write_text("| condition | dat |\n|---|---|\n| noisy 0 dB | 71.2 / 30.1 |\n")
+    (run / "eval" / "auc_vs_snr.png").write_bytes((CLAIMS / "auc_vs_snr.png").read_bytes())
+    text = write_report(built_manifest, tmp_path / "report", runs=run, progress=False).read_text(encoding="utf-8")
+    assert "<h3>eval</h3>" in text and "noisy 0 dB" in text and 'src="figures/results/eval/auc_vs_snr.png"' in text
+
+
+def test_runs_without_results_are_one_line(built_manifest, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "noisemix", "report", str(built_manifest), "--out",
+                             str(tmp_path / "r"), "--runs", str(tmp_path), "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "no dat results there" in result.stderr and not (tmp_path / "r" / REPORT_FILE).exists()
