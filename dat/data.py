@@ -147,7 +147,7 @@ class RenderedAudio:
         self.level = manifest.info.get("spec", {}).get("level", "as-mixed")
 
     def window(self, row, start: int, length: int) -> np.ndarray:
-        return self._read("mixture", row, start, length)
+        return self._read(S.STEM_MIXTURE, row, start, length)
 
     def clean_window(self, row, start: int, length: int) -> np.ndarray:
         """The clean music of the same window at its clip's level, from the row's clean stem
@@ -155,14 +155,14 @@ class RenderedAudio:
         if S.is_clean_reference(row[S.NOISE_SOURCE_ID]):
             return self.window(row, start, length)  # a clean row's mixture is its clean music
         scale = np.float32(clean_reference_scale(row, self.level))
-        return np.multiply(self._read("clean", row, start, length), scale, dtype=np.float32)
+        return np.multiply(self._read(S.STEM_CLEAN, row, start, length), scale, dtype=np.float32)
 
     def _read(self, stem: str, row, start: int, length: int) -> np.ndarray:
         import soundfile as sf
 
         path = self.paths.get(stem, {}).get(row[S.MIXTURE_ID])
         if path is None:
-            hint = "" if stem == "mixture" else f" (render {self.render_dir} with --stems for the clean crops)"
+            hint = "" if stem == S.STEM_MIXTURE else f" (render {self.render_dir} with --stems for the clean crops)"
             raise DatError(f"mixture {row[S.MIXTURE_ID]}: no rendered {stem} file{hint}")
         data, rate = sf.read(str(path), start=start, frames=length, dtype="float32", always_2d=True)
         if rate != self.sample_rate:

@@ -19,6 +19,7 @@ import soundfile as sf
 
 from .cache import cache_limit_bytes, prune_decoded, touch
 from .errors import AudioError
+from .io import atomic_path
 from .schema import check_relative_path
 
 __all__ = ["AudioInfo", "probe", "decode", "load_mono", "resampler_name", "sha256_file", "resolve"]
@@ -192,11 +193,8 @@ class DecodedCache:
             except (ValueError, OSError):
                 cached.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
         array = load_mono(path, self.sample_rate)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
+        with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
-        os.replace(tmp, cached)
         if self._limit is not None:
             self._keep_within_limit(cached.stat().st_size)
         return array

@@ -22,8 +22,9 @@ CACHE_PARTS = {
     "synthetic-corpus": "the synthetic corpus (noisemix build without corpora)",
 }
 LIMIT_VARIABLE = "NOISEMIX_CACHE_MAX_GB"  # decoded audio beyond it: least recently used entries go first
-# The decoded cache's own names: SHA256-RATE-RESAMPLER.npy (and the .tmp files of a write in flight).
-_DECODED_NAME = re.compile(r"\.?[0-9a-f]{64}-\d+-[0-9a-zA-Z]+\.npy(\.\d+\.tmp)?")
+# The decoded cache's own names: SHA256-RATE-RESAMPLER.npy (and the .tmp files of a write in flight,
+# noisemix.io.atomic_path's).
+_DECODED_NAME = re.compile(r"\.?[0-9a-f]{64}-\d+-[0-9a-zA-Z]+\.npy(\.[0-9a-z_]+\.tmp)?")
 
 
 def cache_dir() -> Path:

@@ -220,7 +220,7 @@ def render(
     table = render_manifest(manifest, out, roots=_roots(root), stems=stems, fmt=fmt, workers=workers,
                             shard=parse_shard(shard), loudness=loudness, progress=progress, split=split,
                             cache_dir=cache_dir)
-    mixtures = table[table[S.STEM] == "mixture"]
+    mixtures = table[table[S.STEM] == S.STEM_MIXTURE]
     snrs = mixtures[S.MEASURED_SNR_DB].to_numpy()
     typer.echo(f"{len(mixtures)} mixtures in {out} ({int(np.isfinite(snrs).sum())} noisy)")
 

@@ -131,8 +131,10 @@ def segment_energies(audio: np.ndarray, offsets, lengths, looped, crossfade: int
     (:func:`noisemix.dsp.loop_to_length`): a partial period, whole periods and a partial
     period again. Each range is summed from per-block sums of squares (pairwise, float64)
     plus the partial blocks at its ends, so a build's cost no longer grows with the
-    length of every segment. Agrees with the sum over the materialised segment to about
-    1e-15 relative (``tests/test_noisemix_build.py``).
+    length of every segment. As accurate as summing the materialised segment: over random
+    crops and loops both were within 1e-14 of the exact sum (math.fsum; worst 5.3e-15 here,
+    8.2e-15 for the materialised sum; ``tests/test_noisemix_build.py`` holds it to 2e-14),
+    so the gains a build stores, rounded to 10 digits, do not move.
     """
     offsets, lengths = np.asarray(offsets, np.int64), np.asarray(lengths, np.int64)
     looped = np.asarray(looped, bool)

@@ -42,7 +42,7 @@ def complete_renders(manifest: Manifest, renders: Path) -> dict[str, dict[str, s
     """``stem -> {mixture id: path in renders}`` of a render folder that holds every mixture of
     the manifest, current (stale renders and missing mixtures are refused in one line)."""
     files = rendered_files(load_renders(renders, manifest))
-    missing = [mid for mid in manifest.mixtures[S.MIXTURE_ID] if mid not in files.get("mixture", {})]
+    missing = [mid for mid in manifest.mixtures[S.MIXTURE_ID] if mid not in files.get(S.STEM_MIXTURE, {})]
     if missing:
         raise NoisemixError(f"{renders}: {len(missing)} mixture(s) not rendered, e.g. {missing[0]}; "
                             "run noisemix render first")

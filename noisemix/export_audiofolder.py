@@ -50,8 +50,8 @@ def _metadata(row, paths, split: str) -> dict:
             raise NoisemixError(f"render {path}: not in the {split}/ folder of its split")
         return path[len(prefix):]
 
-    record = {"file_name": relative(paths["mixture"]), "mixture_id": row[S.MIXTURE_ID], **row_fields(row)}
-    for stem in ("clean", "noise"):
+    record = {"file_name": relative(paths[S.STEM_MIXTURE]), "mixture_id": row[S.MIXTURE_ID], **row_fields(row)}
+    for stem in (S.STEM_CLEAN, S.STEM_NOISE):
         if paths.get(stem):
             record[f"{stem}_stem"] = relative(paths[stem])
     return record

@@ -178,7 +178,7 @@ def _rendered_cuts(manifest: Manifest, renders: Path):
     from lhotse import AudioSource, CutSet, MonoCut, Recording
     from lhotse.cut import MixedCut, MixTrack
 
-    paths = complete_renders(manifest, renders)["mixture"]
+    paths = complete_renders(manifest, renders)[S.STEM_MIXTURE]
     rate, folder = manifest.sample_rate, renders.resolve()
 
     def cut(row):

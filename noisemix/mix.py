@@ -18,7 +18,8 @@ __all__ = ["Mixer", "MixResult", "MixedSamples", "mix_segments", "noise_segment"
 
 
 class MixedSamples(NamedTuple):
-    """What :func:`mix_segments` makes: the scaled stems and the mixture (float32)."""
+    """What :func:`mix_segments` makes: the scaled stems and the mixture (float32), its fields
+    named as the stems of a render (:data:`noisemix.schema.STEMS`)."""
 
     clean: np.ndarray
     noise: np.ndarray | None   # None for a clean reference row

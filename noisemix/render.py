@@ -47,9 +47,10 @@ RENDER_MEMORY_MB = 8
 # Clean sources that several rows share (grids, several mixtures per segment) sit in
 # different noise groups; these are kept, as decoding (and resampling) MP3s again costs more.
 SHARED_CLEAN_MEMORY_MB = 512
-# Output samples of work that pays for one more render process (its start, its share of
-# the scheduling, and the noise it decodes again): about 10 s of audio at 22.05 kHz per
-# ms of start-up, measured with benchmarks/bench_render.py --curve.
+# Output samples of work per render process beyond the first (30 clips of 10 s at 22.05
+# kHz): a process costs its start and decodes its noise again. With this rule,
+# benchmarks/bench_render.py --curve measured two processes at 1.09x one's speed on 50
+# clips and 1.50x on 200 (README); smaller renders run in one process.
 FRAMES_PER_WORKER = 30 * 10 * 22050
 # Samples per block when mixing: the block's float32 working arrays fit in a core's cache.
 BLOCK_FRAMES = 1 << 16
@@ -122,10 +123,10 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     rows = manifest.mixtures.iloc[shard[0]::shard[1]]
     if split is not None:
         rows = rows[rows[S.SPLIT] == split]
-    needed = {"mixture", "clean"} if stems else {"mixture"}
+    needed = {S.STEM_MIXTURE, S.STEM_CLEAN} if stems else {S.STEM_MIXTURE}
     keys = render_keys(manifest, fmt, rows)
     done, outdated = _current_renders(_read_journal(journal, out), keys, set(manifest.mixtures[S.MIXTURE_ID]))
-    _remove_outdated(out, outdated, keys, fmt, {"mixture", "clean", "noise"} if stems else {"mixture"})
+    _remove_outdated(out, outdated, keys, fmt, set(S.STEMS) if stems else {S.STEM_MIXTURE})
     finished = [mid in done and needed <= {r[S.STEM] for r in done[mid]} for mid in rows[S.MIXTURE_ID]]
     tasks = _tasks_by_source(rows[~np.array(finished, dtype=bool)])
     for name in rows[S.SPLIT].unique():
@@ -133,6 +134,7 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     clean_shared = bool(rows[S.CLEAN_SOURCE_ID].duplicated().any())
     job = _Job(str(manifest.directory), {k: str(v) for k, v in manifest.roots.items()}, str(out), stems, fmt, loudness,
                str(cache_dir) if cache_dir else None, SHARED_CLEAN_MEMORY_MB if clean_shared else RENDER_MEMORY_MB)
+    job.mixer(manifest)  # this process's (and forked workers') Mixer, without loading the manifest again
     bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, tasks)), desc="render", unit="mix", disable=not progress)
     with open(journal, "a", encoding="utf-8") as log:
         for records in _run(job, tasks, workers):
@@ -159,9 +161,11 @@ class _Job:
         self.clean_memory_mb = clean_memory_mb
         self._mixer = None
 
-    def mixer(self) -> Mixer:
+    def mixer(self, manifest=None) -> Mixer:
+        """The job's Mixer, built on first use from ``manifest`` (the caller's, already
+        loaded) or by loading the manifest (a worker that was not forked)."""
         if self._mixer is None:
-            manifest = load_manifest(self.manifest_dir, {k: Path(v) for k, v in self.roots.items()})
+            manifest = manifest or load_manifest(self.manifest_dir, {k: Path(v) for k, v in self.roots.items()})
             self._mixer = Mixer(manifest, Path(self.cache_dir) if self.cache_dir else None,
                                 memory_mb=RENDER_MEMORY_MB, clean_memory_mb=self.clean_memory_mb)
             # Plain per-column arrays: a row is a few array look-ups, not a pandas Series.
@@ -271,7 +275,7 @@ def _render_in_blocks(mixer: Mixer, row, stems: bool, block: int | None = None) 
     """
     clean, noise = mixer.clean(row), mixer.noise(row)
     block = block or BLOCK_FRAMES
-    names = ["mixture"] + (["clean"] if stems else []) + (["noise"] if stems and noise is not None else [])
+    names = [S.STEM_MIXTURE] + ([S.STEM_CLEAN] if stems else []) + ([S.STEM_NOISE] if stems and noise is not None else [])
     outputs = {name: np.empty(clean.size, np.int16) for name in names}
     clean_energy = residual_energy = 0.0
     for start in range(0, clean.size, block):
@@ -280,7 +284,7 @@ def _render_in_blocks(mixer: Mixer, row, stems: bool, block: int | None = None) 
         for name in names:
             dsp.to_pcm16(getattr(part, name), out=outputs[name][window])
         if noise is not None:
-            residual = dsp.from_pcm16(outputs["mixture"][window])  # all in the written mixture that is not clean
+            residual = dsp.from_pcm16(outputs[S.STEM_MIXTURE][window])  # all in the written mixture that is not clean
             residual -= part.clean
             clean_energy += dsp.measured_energy(part.clean)
             residual_energy += dsp.measured_energy(residual)
@@ -295,15 +299,15 @@ def _render_transformed(mixer: Mixer, row, stems: bool) -> tuple[dict, float]:
     mixture_transformed = row[S.MIXTURE_TRANSFORMS] != transforms.NO_TRANSFORMS
     quantised = {}
     if stems or (noise is not None and mixture_transformed):
-        quantised = {"clean": dsp.to_pcm16(clean)} | ({} if noise is None else {"noise": dsp.to_pcm16(noise)})
+        quantised = {S.STEM_CLEAN: dsp.to_pcm16(clean)} | ({} if noise is None else {S.STEM_NOISE: dsp.to_pcm16(noise)})
     if noise is None:
         measured = float("nan")
     elif mixture_transformed:
         # The mixture is no longer clean + noise: compare the two stems as quantised.
-        measured = dsp.snr_db(quantised["clean"], quantised["noise"])
+        measured = dsp.snr_db(quantised[S.STEM_CLEAN], quantised[S.STEM_NOISE])
     else:
         measured = dsp.snr_db(clean, dsp.from_pcm16(mixture_pcm) - clean)
-    return {"mixture": mixture_pcm} | (quantised if stems else {}), measured
+    return {S.STEM_MIXTURE: mixture_pcm} | (quantised if stems else {}), measured
 
 
 def _write_audio(path: str, pcm: np.ndarray, rate: int, fmt: str) -> str:

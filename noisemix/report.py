@@ -27,7 +27,6 @@ from .stats import count_table, plot_snr_histogram, snr_bins, tag_table
 __all__ = ["write_report", "choose_examples", "REPORT_FILE"]
 
 REPORT_FILE = "index.html"
-STEMS = ("mixture", "clean", "noise")
 
 
 def write_report(manifest_dir: Path, out: Path, *, roots=None, renders: Path | None = None, split: str = "test",
@@ -143,12 +142,12 @@ def _examples_html(manifest: Manifest, examples: pd.DataFrame, out: Path, render
     files = rendered_files(load_renders(renders, manifest)) if renders is not None else {}
     mixer = None
     header = "<tr><th>category</th><th>SNR (dB)</th><th>mixture</th>" + "".join(
-        f"<th>{stem}</th>" for stem in STEMS) + "</tr>"
+        f"<th>{stem}</th>" for stem in S.STEMS) + "</tr>"
     lines = []
     for _, row in tqdm(examples.iterrows(), total=len(examples), desc="report examples", unit="mix",
                        disable=not progress):
         audio = {}
-        for stem in STEMS:
+        for stem in S.STEMS:
             target = out / "audio" / f"{row[S.MIXTURE_ID]}.{stem}.wav"
             source = files.get(stem, {}).get(row[S.MIXTURE_ID])
             if source is not None:
@@ -159,7 +158,7 @@ def _examples_html(manifest: Manifest, examples: pd.DataFrame, out: Path, render
                 samples = getattr(mixer.mixed(row), stem)
                 _write_wav(samples, manifest.sample_rate, target)
             audio[stem] = target
-        cells = "".join(_stem_cell(audio[stem], out, manifest.sample_rate) for stem in STEMS)
+        cells = "".join(_stem_cell(audio[stem], out, manifest.sample_rate) for stem in S.STEMS)
         lines.append(f"<tr><td>{html.escape(row[S.NOISE_CATEGORY])}</td><td>{row[S.SNR_DB]:g}</td>"
                      f"<td><code>{html.escape(row[S.MIXTURE_ID])}</code></td>{cells}</tr>")
     return f'<table class="examples">{header}{"".join(lines)}</table>'

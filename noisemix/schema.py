@@ -171,7 +171,10 @@ OUTPUT_PATH = "output_path"      # relative to the render directory
 MEASURED_SNR_DB = "measured_snr_db"  # clean stem vs the rest of the 16-bit mixture; NaN for clean rows
 PEAK = "peak"                    # peak absolute sample value of the written mixture
 LOUDNESS_LUFS = "loudness_lufs"  # BS.1770 integrated loudness of the mixture
-STEM = "stem"                    # 'mixture', 'clean' or 'noise'
+STEM = "stem"                    # one of STEMS
+# What a renders record's file holds: the mixture, or one of the scaled stems that sum to it.
+STEM_MIXTURE, STEM_CLEAN, STEM_NOISE = "mixture", "clean", "noise"
+STEMS = (STEM_MIXTURE, STEM_CLEAN, STEM_NOISE)
 RENDER_KEY = "render_key"        # of everything that determines the file's samples (noisemix.render.render_keys)
 MANIFEST_FINGERPRINT = "manifest_fingerprint"  # mixtures fingerprint of the manifest the render was last run for
 
