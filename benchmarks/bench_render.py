@@ -184,6 +184,7 @@ def component_costs(folder: Path, count: int = 100) -> dict:
 def run_in_fresh_process(method: str, folder: Path, out: Path) -> dict:
     command = [sys.executable, __file__, "--measure", method, "--folder", str(folder), "--out", str(out)]
     env = {**os.environ, "NOISEMIX_CACHE": str(out) + "-cache"}  # decoded-source cache cold for every run
+    os.sync()  # the files earlier runs wrote reach the disk now, not while this run is timed
     result = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
