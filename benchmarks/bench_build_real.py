@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 COMMAND = ["build", "--snr", "-5:20", "--segment", "full", "--no-progress"]
 
@@ -44,17 +43,20 @@ def per_row_seconds(manifest_dir: Path, sample: int) -> tuple[float, int]:
     from noisemix import Mixer, dsp, load_manifest
     from noisemix import schema as S
 
+    from noisemix.energy import block_size_for
+
     manifest = load_manifest(manifest_dir)
     rows = manifest.mixtures[manifest.mixtures[S.NOISE_CATEGORY] != ""]
-    block = 256  # a full-clip build's index block: a crop is unaligned unless it ends with its recording
-    frames = manifest.sources.loc[rows[S.NOISE_SOURCE_ID], S.NUM_FRAMES].to_numpy()
-    unindexed = rows[rows[S.NOISE_LOOPED].to_numpy() | (rows[S.NOISE_OFFSET].to_numpy() % block != 0)
-                     | ((rows[S.NOISE_OFFSET] + rows[S.NUM_OUTPUT_FRAMES]).to_numpy() % block != 0)
-                     & ((rows[S.NOISE_OFFSET] + rows[S.NUM_OUTPUT_FRAMES]).to_numpy() != frames)]
-    picked = unindexed.sample(min(sample, len(unindexed)), random_state=0)
+    block = block_size_for(manifest.info["spec"]["segment_frames"])  # the build's energy-index block
     mixer = Mixer(manifest)
-    for source in picked[S.NOISE_SOURCE_ID].unique():
-        mixer.source(source)  # decoding is not what is compared
+    # What the index answers (SourceIndex.power): a crop starting and ending on a block boundary
+    # or at the recording's end, in samples at the manifest's rate (the decoded length).
+    length = {sid: mixer.source(sid).size for sid in rows[S.NOISE_SOURCE_ID].unique()}
+    start = rows[S.NOISE_OFFSET].to_numpy()
+    end = start + rows[S.NUM_OUTPUT_FRAMES].to_numpy()
+    aligned = (start % block == 0) & ((end % block == 0) | (end == rows[S.NOISE_SOURCE_ID].map(length).to_numpy()))
+    unindexed = rows[rows[S.NOISE_LOOPED].to_numpy() | ~aligned]
+    picked = unindexed.sample(min(sample, len(unindexed)), random_state=0)
     start = time.perf_counter()
     for _, row in picked.iterrows():
         dsp.power(mixer.noise(row))

@@ -254,7 +254,6 @@ def stats(
     """Counts per split x category x SNR bin and per tag; the give-away cues (median level
     of the rows in dB re their clean segment, share of looped noise) per bin; and an SNR
     histogram PNG."""
-    from . import schema as S
     from .manifest import load_manifest
     from .stats import count_table, cue_table, plot_snr_histogram, tag_table
 
@@ -267,11 +266,8 @@ def stats(
     typer.echo(cue_table(loaded).to_string(index=False))
     if csv:
         counts.to_csv(csv, index=False)
-    if (loaded.mixtures[S.NOISE_CATEGORY] == "").all():
-        typer.echo("\nno noisy mixtures: no SNR histogram to plot")
-        return
     path = plot_snr_histogram(loaded, plot or Path(manifest) / "snr_hist.png")
-    typer.echo(f"\nSNR histogram: {path}")
+    typer.echo(f"\nSNR histogram: {path}" if path else "\nno noisy mixtures: no SNR histogram to plot")
 
 
 @app.command()

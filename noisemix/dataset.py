@@ -42,12 +42,13 @@ class MixtureDataset:
 
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
-        item = {"audio": self.mixer.mix(row), "sample_rate": self.sample_rate, "mixture_id": row[S.MIXTURE_ID],
+        mixed = self.mixer.mixed(row)  # stems and mixture from one pass of the kernel
+        item = {"audio": mixed.mixture, "sample_rate": self.sample_rate, "mixture_id": row[S.MIXTURE_ID],
                 "split": row[S.SPLIT], "tags": ";".join(row[S.TAGS]), "labels": self._labels(row[S.TAGS]),
                 "snr_db": float(row[S.SNR_DB]),
                 "noise_category": row[S.NOISE_CATEGORY]}
         if self.stems:
-            item["clean"], item["noise"] = self.mixer.stems(row)
+            item["clean"], item["noise"] = mixed.clean, mixed.noise
         return item
 
     def _labels(self, tags) -> np.ndarray:

@@ -226,7 +226,6 @@ def _run(job: _Job, tasks: list[list[int]], workers: int):
     if context.get_start_method() == "fork":
         # Forked workers inherit the job with its manifest already loaded: no worker reads
         # and validates the manifest again before its first row.
-        job.mixer()
         global _WORKER_JOB
         _WORKER_JOB, initargs = job, (None,)
     else:
@@ -242,7 +241,7 @@ def useful_workers(workers: int, job: _Job, tasks: list[list[int]]) -> int:
     each worker beyond the first needs :data:`FRAMES_PER_WORKER` output samples, and one
     task at least (``--workers`` never makes a render slower than one process)."""
     frames = job.mixer().manifest.mixtures[S.NUM_OUTPUT_FRAMES].to_numpy()
-    total = int(sum(int(frames[p]) for positions in tasks for p in positions))
+    total = int(frames[np.concatenate(tasks)].sum()) if tasks else 0
     return max(1, min(workers, len(tasks), 1 + total // FRAMES_PER_WORKER))
 
 

@@ -21,6 +21,8 @@ from . import schema as S
 from .errors import NoisemixError
 from .io import atomic_path, write_text
 from .manifest import Manifest, load_manifest, load_renders, rendered_files
+from .mix import Mixer
+from .render import _write_audio
 from .rng import stable_key
 from .stats import count_table, plot_snr_histogram, snr_bins, tag_table
 
@@ -128,9 +130,9 @@ def _tags_html(manifest: Manifest) -> str:
 
 
 def _histogram_html(manifest: Manifest, out: Path) -> str:
-    if (manifest.mixtures[S.NOISE_CATEGORY] == "").all():
-        return "<p>No noisy mixtures: there is no SNR to plot.</p>"
     path = plot_snr_histogram(manifest, out / "figures" / "snr_hist.png")
+    if path is None:
+        return "<p>No noisy mixtures: there is no SNR to plot.</p>"
     return f'<img src="{path.relative_to(out).as_posix()}" alt="SNR histograms per noise category">'
 
 
@@ -140,34 +142,28 @@ def _examples_html(manifest: Manifest, examples: pd.DataFrame, out: Path, render
     if examples.empty:
         return "<p>No noisy mixtures in this split: no examples to show.</p>"
     files = rendered_files(load_renders(renders, manifest)) if renders is not None else {}
-    mixer = None
+    mixer = Mixer(manifest)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
     header = "<tr><th>category</th><th>SNR (dB)</th><th>mixture</th>" + "".join(
         f"<th>{stem}</th>" for stem in S.STEMS) + "</tr>"
     lines = []
     for _, row in tqdm(examples.iterrows(), total=len(examples), desc="report examples", unit="mix",
                        disable=not progress):
-        audio = {}
+        audio, mixed = {}, None
         for stem in S.STEMS:
             target = out / "audio" / f"{row[S.MIXTURE_ID]}.{stem}.wav"
             source = files.get(stem, {}).get(row[S.MIXTURE_ID])
             if source is not None:
                 target = target.with_suffix(Path(source).suffix)
                 _copy(Path(renders) / source, target)
-            else:
-                mixer = mixer or _mixer(manifest)
-                samples = getattr(mixer.mixed(row), stem)
-                _write_wav(samples, manifest.sample_rate, target)
+            else:  # the row mixed once for all its stems, written as noisemix render writes a WAV
+                mixed = mixed or mixer.mixed(row)
+                _write_audio(str(target), dsp.to_pcm16(getattr(mixed, stem)), manifest.sample_rate, "wav")
             audio[stem] = target
         cells = "".join(_stem_cell(audio[stem], out, manifest.sample_rate) for stem in S.STEMS)
         lines.append(f"<tr><td>{html.escape(row[S.NOISE_CATEGORY])}</td><td>{row[S.SNR_DB]:g}</td>"
                      f"<td><code>{html.escape(row[S.MIXTURE_ID])}</code></td>{cells}</tr>")
     return f'<table class="examples">{header}{"".join(lines)}</table>'
-
-
-def _mixer(manifest: Manifest):
-    from .mix import Mixer
-
-    return Mixer(manifest)
 
 
 def _stem_cell(audio_path: Path, out: Path, sample_rate: int) -> str:
@@ -179,13 +175,6 @@ def _stem_cell(audio_path: Path, out: Path, sample_rate: int) -> str:
     relative = audio_path.relative_to(out).as_posix()
     return (f'<td><audio controls preload="metadata" src="{relative}"></audio><br>'
             f'<img class="spec" src="{image.relative_to(out).as_posix()}" alt="spectrogram of {relative}"></td>')
-
-
-def _write_wav(samples: np.ndarray, sample_rate: int, target: Path) -> None:
-    import soundfile as sf
-
-    with atomic_path(target) as tmp:
-        sf.write(tmp, dsp.to_pcm16(samples), sample_rate, subtype="PCM_16", format="WAV")
 
 
 def _copy(source: Path, target: Path) -> None:

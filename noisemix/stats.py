@@ -87,8 +87,7 @@ def histogram_edges(snr) -> np.ndarray:
     lowest SNR to the ceiling of its highest, so every value sits inside a bin and the bins
     cover the range.
     """
-    levels = np.unique(np.asarray(snr, dtype=np.float64))
-    levels = levels[np.isfinite(levels)]
+    levels = _levels(snr)
     if levels.size == 0:
         return np.array([0.0, 1.0])
     if levels.size <= GRID_LEVELS_MAX:
@@ -99,11 +98,16 @@ def histogram_edges(snr) -> np.ndarray:
     return np.linspace(low, high, int(min(high - low, 50)) + 1)
 
 
-def plot_snr_histogram(manifest: Manifest, path: Path) -> Path:
-    """A PNG with one SNR histogram per noise category (splits stacked), integer counts.
+def _levels(snr) -> np.ndarray:
+    """The distinct finite SNRs."""
+    levels = np.unique(np.asarray(snr, dtype=np.float64))
+    return levels[np.isfinite(levels)]
 
-    The manifest must hold noisy rows: an empty plot is never written (the callers say
-    there is nothing to plot instead)."""
+
+def plot_snr_histogram(manifest: Manifest, path: Path) -> Path | None:
+    """A PNG with one SNR histogram per noise category (splits stacked), integer counts;
+    None, and nothing written, when the manifest has no noisy rows (never an empty plot:
+    the callers say there is nothing to plot)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,12 +116,12 @@ def plot_snr_histogram(manifest: Manifest, path: Path) -> Path:
 
     noisy = manifest.mixtures[manifest.mixtures[S.NOISE_CATEGORY] != ""]
     if noisy.empty:
-        raise ValueError(f"{manifest.directory}: no noisy mixtures, no SNR histogram to plot")
+        return None
     categories = [c for c in S.CATEGORIES if c in set(noisy[S.NOISE_CATEGORY])]
     categories += sorted(set(noisy[S.NOISE_CATEGORY]) - set(categories))
     fig, axes = plt.subplots(1, len(categories), figsize=(4 * len(categories), 3.2), sharey=True, squeeze=False)
     edges = histogram_edges(noisy[S.SNR_DB])
-    grid = noisy[S.SNR_DB].nunique() <= GRID_LEVELS_MAX  # narrower bars: one per level, gaps between levels
+    grid = _levels(noisy[S.SNR_DB]).size <= GRID_LEVELS_MAX  # narrower bars: one per level, gaps between
     for axis, category in zip(axes[0], categories):
         part = noisy[noisy[S.NOISE_CATEGORY] == category]
         splits = [s for s in S.SPLITS if (part[S.SPLIT] == s).any()]

@@ -21,3 +21,31 @@ def test_without_root_or_sudo_the_demo_deps_say_what_to_install_in_one_line(tmp_
     assert result.returncode == 1 and result.stdout == "" and not (tmp_path / "apt-ran").exists()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "as root run: apt-get install --no-install-recommends fluidsynth" in lines[0]
+
+
+BROWSER_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install-browser.sh"
+
+
+def _shims(folder: Path, shims: dict) -> None:
+    for name, body in shims.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+
+
+def test_without_root_the_browser_step_says_what_to_install_and_lets_the_tests_run(tmp_path):
+    _shims(tmp_path, {"id": "echo 1000", "sudo": "exit 1", "apt-get": f"touch {tmp_path}/apt-ran"})
+    # PATH holds only the shims: no chromium, and the script needs nothing else (bash builtins).
+    result = subprocess.run(["/bin/bash", str(BROWSER_SCRIPT)], capture_output=True, text=True,
+                            env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    assert result.returncode == 0 and result.stdout == "" and not (tmp_path / "apt-ran").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "as root run: apt-get install --no-install-recommends chromium" in lines[0]
+
+
+def test_as_root_the_browser_step_installs_debian_s_chromium(tmp_path):
+    _shims(tmp_path, {"id": "echo 0", "apt-get": f'echo "$@" >> {tmp_path}/apt-calls'})
+    result = subprocess.run(["/bin/bash", str(BROWSER_SCRIPT)], capture_output=True, text=True,
+                            env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "apt-calls").read_text().splitlines()
+    assert calls[0] == "update -qq" and calls[1].startswith("install -y -qq --no-install-recommends chromium")
