@@ -144,7 +144,7 @@ class RenderedAudio:
             raise DatError(str(exc)) from None  # names the folder and what to run
         self.paths = {stem: {m: render_dir / p for m, p in files.items()} for stem, files in rendered_files(table).items()}
         self.sample_rate = manifest.sample_rate
-        self.level = manifest.info.get("spec", {}).get("level", "as-mixed")
+        self.level = manifest.spec.get("level", "as-mixed")
 
     def window(self, row, start: int, length: int) -> np.ndarray:
         return self._read(S.STEM_MIXTURE, row, start, length)

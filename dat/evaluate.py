@@ -143,7 +143,7 @@ def evaluate_run(run_dir: Path, manifest, split: str = "test", batch_size: int =
     labels = multi_hot(list(rows[S.TAGS]), tags, f"{split} rows")
     metrics = {"run": str(run_dir), "method": state["method"], "seed": state["seed"], "split": split,
                "manifest": str(manifest.directory),
-               "manifest_fingerprints": manifest.info.get("fingerprints", {}),
+               "manifest_fingerprints": manifest.fingerprints,
                "checkpoint": which,
                "selected_at": {"stage": state["stage"], "step": state["step"], "valid_pr_auc": state["valid_pr_auc"],
                                "rule": state.get("selected_by", "")},
@@ -163,7 +163,7 @@ def prediction_key(state: dict, manifest, rows: pd.DataFrame) -> str:
             array = tensor.detach().cpu().contiguous().numpy()
             digest.update(f"{part}.{name}:{array.dtype}:{array.shape}".encode())
             digest.update(array.tobytes())
-    digest.update(json.dumps([state["model_config"], state["tags"], manifest.info.get("fingerprints", {})],
+    digest.update(json.dumps([state["model_config"], state["tags"], manifest.fingerprints],
                              sort_keys=True, default=str).encode())
     digest.update("\n".join(rows[S.MIXTURE_ID].astype(str)).encode())
     return digest.hexdigest()[:32]

@@ -342,14 +342,16 @@ class Runner:
 
 def _check_committed(recipe: Recipe, layout: Layout) -> list[str]:
     """One line per manifest the recipe says must equal a committed one."""
+    from noisemix import schema as S
+
     lines = []
     for name in recipe.manifests:
         reference = recipe.manifest_reference(name)
-        built = layout.manifest(name) / "manifest.json"
+        built = layout.manifest(name) / S.INFO_FILE
         if reference is None or not built.is_file():
             continue
-        ours = json.loads(built.read_text())["fingerprints"]
-        theirs = json.loads((reference / "manifest.json").read_text())["fingerprints"]
+        ours = S.read_info(built.parent)[S.INFO_FINGERPRINTS]
+        theirs = S.read_info(reference)[S.INFO_FINGERPRINTS]
         same = "identical to" if ours == theirs else "DIFFERS from"
         lines.append(f"manifest {name}: {same} {os.path.relpath(reference)}")
     return lines

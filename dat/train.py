@@ -260,7 +260,7 @@ class Trainer:
         else:
             info = {"method": self.config.method, "seed": self.config.seed, "stages": self.plan,
                     "manifest": str(self.manifest.directory),
-                    "manifest_fingerprints": self.manifest.info.get("fingerprints", {}),
+                    "manifest_fingerprints": self.manifest.fingerprints,
                     "stage1_inputs": self.stage1_inputs(), "stage1_from": str(self.stage1_from or ""),
                     "tags": self.tags, "pretrained": str(self.pretrained or ""), **launch}
         write_json(info, info_path)

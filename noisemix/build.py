@@ -64,17 +64,17 @@ def build_manifest(inputs: list[CorpusInput], spec: BuildSpec, out: Path, *, on_
     mixtures = plan_mixtures(sources, index, spec, roots, audio, report)
     vocabulary = tags if tags is not None else adapter_vocabulary(inputs) or sorted({t for ts in sources[S.TAGS] for t in ts})
     info = {
-        "tool_version": _tool_version(), "spec": spec.to_dict(), "seed": spec.seed,
-        "resampler": resampler_name(), "roots": {k: str(v) for k, v in sorted(roots.items())},
-        "fingerprints": {}, "report": report.to_dict(), "tags": vocabulary,
+        S.INFO_TOOL_VERSION: _tool_version(), S.INFO_SPEC: spec.to_dict(), S.INFO_SEED: spec.seed,
+        S.INFO_RESAMPLER: resampler_name(), S.INFO_ROOTS: {k: str(v) for k, v in sorted(roots.items())},
+        S.INFO_FINGERPRINTS: {}, S.INFO_REPORT: report.to_dict(), S.INFO_TAGS: vocabulary,
     }
     if any(item.adapter for item in inputs):
         # Which adapter read each root: the card names corpora and licences from it.
-        info["corpora"] = {item.root_name: {"adapter": item.adapter, "role": item.role,
+        info[S.INFO_CORPORA] = {item.root_name: {"adapter": item.adapter, "role": item.role,
                                             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in item.options}}
                            for item in sorted(inputs, key=lambda i: i.root_name)}
     if recipe is not None:
-        info["recipe"] = recipe
+        info[S.INFO_RECIPE] = recipe
     used = (set(mixtures[S.CLEAN_SOURCE_ID]) | set(mixtures[S.NOISE_SOURCE_ID])
             | {i for ids in mixtures[S.NOISE_NEXT_IDS] for i in ids})
     used_sources = frame_to_table(sources[sources[S.SOURCE_ID].isin(used)], S.SOURCES_SCHEMA)

@@ -51,9 +51,9 @@ def source_digests(sources: pd.DataFrame) -> dict[str, str]:
 
 def card_text(manifest: Manifest) -> str:
     info = manifest.info
-    recipe = info.get("recipe") or {}
+    recipe = info.get(S.INFO_RECIPE) or {}
     title = recipe.get("title") or "noisemix manifest"
-    parts = [f"# {title}\n", _summary(manifest, recipe), _corpora(manifest), _design(info["spec"]),
+    parts = [f"# {title}\n", _summary(manifest, recipe), _corpora(manifest), _design(info[S.INFO_SPEC]),
              _counts(manifest), _regenerate(manifest, recipe), _verify(manifest), _licences(manifest)]
     return "\n".join(p for p in parts if p)
 
@@ -69,7 +69,7 @@ def _summary(manifest: Manifest, recipe: dict) -> str:
         lines.append(f"Recipe `{recipe['file']}` (`{recipe['name']}`, sha256 `{recipe['sha256']}`).")
         if any(recipe.get("corpus_options", {}).values()):
             lines.append(f"Adapter options given at build time (not in the recipe): `{recipe['corpus_options']}`.")
-    partial = [n for n in info["report"]["notes"] if n.startswith(PARTIAL_COPY)]
+    partial = [n for n in info[S.INFO_REPORT]["notes"] if n.startswith(PARTIAL_COPY)]
     if partial:
         lines.append("\n**Built from a partial copy; not comparable with the full benchmark:**\n")
         lines += [f"- {n}" for n in partial]
@@ -81,7 +81,7 @@ def _count(manifest: Manifest, role: str) -> str:
 
 
 def _corpora(manifest: Manifest) -> str:
-    adapters = {k: v.get("adapter", "") for k, v in manifest.info.get("corpora", {}).items()}
+    adapters = {k: v.get("adapter", "") for k, v in manifest.info.get(S.INFO_CORPORA, {}).items()}
     rows = []
     for (root, role), part in manifest.sources.groupby([S.ROOT, S.ROLE], sort=True):
         adapter = adapters.get(root, "")
@@ -116,7 +116,7 @@ def _counts(manifest: Manifest) -> str:
 
 def _directory(manifest: Manifest) -> str:
     """A name for the manifest directory that does not depend on where this copy was written."""
-    return (manifest.info.get("recipe") or {}).get("name") or "MANIFEST_DIR"
+    return (manifest.info.get(S.INFO_RECIPE) or {}).get("name") or "MANIFEST_DIR"
 
 
 def _root_flags(manifest: Manifest) -> str:
@@ -135,7 +135,7 @@ def _regenerate(manifest: Manifest, recipe: dict) -> str:
 
 
 def _verify(manifest: Manifest) -> str:
-    fingerprints = dict(manifest.info["fingerprints"])
+    fingerprints = manifest.fingerprints
     rows = [[name, f"`{value}`"] for name, value in sorted(fingerprints.items())]
     rows += [[name, f"`{value}`"] for name, value in source_digests(manifest.sources).items()]
     return ("## Verify\n\n```\nnoisemix verify " + _directory(manifest) + " " + _root_flags(manifest) + "\n```\n\n"
@@ -146,7 +146,7 @@ def _verify(manifest: Manifest) -> str:
 
 
 def _licences(manifest: Manifest) -> str:
-    adapters = {k: v.get("adapter", "") for k, v in manifest.info.get("corpora", {}).items()}
+    adapters = {k: v.get("adapter", "") for k, v in manifest.info.get(S.INFO_CORPORA, {}).items()}
     rows = []
     for root in sorted(manifest.sources[S.ROOT].unique()):
         adapter = ADAPTERS.get(adapters.get(root, ""))

@@ -154,7 +154,9 @@ def _build_recipe(ctx, recipe_path, out, root, corpus_option, workers, on_error,
 
 
 def _print_report(info: dict, out: Path) -> None:
-    report = info["report"]
+    from . import schema as S
+
+    report = info[S.INFO_REPORT]
     for line in report["notes"]:
         typer.echo(f"note: {line}")
     for line in report["skipped_files"]:
@@ -163,7 +165,7 @@ def _print_report(info: dict, out: Path) -> None:
         if count:
             typer.echo(f"{name}: {count}")
     _print_summary(out, info)
-    typer.echo(f"manifest written to {out} (mixtures fingerprint {info['fingerprints']['mixtures'][:16]})")
+    typer.echo(f"manifest written to {out} (mixtures fingerprint {info[S.INFO_FINGERPRINTS][S.FINGERPRINT_MIXTURES][:16]})")
 
 
 def _print_summary(out: Path, info: dict) -> None:
@@ -180,7 +182,7 @@ def _print_summary(out: Path, info: dict) -> None:
         if split in counts.index.get_level_values(0):
             part = counts[split]
             typer.echo(f"{split}: {int(part.sum()):,} mixtures ({', '.join(f'{k} {int(n):,}' for k, n in part.items())})")
-    if not info["tags"]:
+    if not info[S.INFO_TAGS]:
         typer.echo("note: no clean clip has tags: this manifest can test robustness but cannot train a tagger "
                    "(give tags.csv beside the clean music, or one sub-folder per tag)")
 

@@ -82,7 +82,7 @@ class _CutBuilder:
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
         self.rate = manifest.sample_rate
-        self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
+        self.crossfade_s = float(manifest.spec.get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
         self._recordings = {}
 
     def recording(self, source_id: str):

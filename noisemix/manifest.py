@@ -34,13 +34,27 @@ class Manifest:
     roots: dict[str, Path] = field(default_factory=dict)
 
     @property
+    def spec(self) -> dict:
+        """The fully resolved build spec, as recorded (``noisemix.spec.BuildSpec.to_dict``)."""
+        return self.info.get(S.INFO_SPEC, {})
+
+    @property
     def sample_rate(self) -> int:
-        return int(self.info["spec"]["sample_rate"])
+        return int(self.spec["sample_rate"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.info.get(S.INFO_SEED, 0))
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """The recorded fingerprints of the tables (keys ``S.FINGERPRINT_SOURCES``/``MIXTURES``)."""
+        return dict(self.info.get(S.INFO_FINGERPRINTS, {}))
 
     @property
     def tags(self) -> list[str]:
         """The tag vocabulary in its canonical order (the trainer's label order)."""
-        return list(self.info.get("tags") or [])
+        return list(self.info.get(S.INFO_TAGS) or [])
 
     def source_path(self, source_id: str) -> Path:
         root, path, _ = self._source_records[source_id]
@@ -63,7 +77,7 @@ def select_fold(manifest: Manifest, fold: int) -> Manifest:
     """The manifest of a ``--folds K`` build with fold ``fold`` as its test split, the next
     fold (mod K) as validation and the others as training (every clip and every noise
     recording stays in its fold, so no group meets another split)."""
-    folds = manifest.info.get("spec", {}).get("folds")
+    folds = manifest.spec.get("folds")
     if not folds:
         raise S.ManifestError(f"{manifest.directory}: built without folds (noisemix build --folds K); "
                               f"it has one fixed split")
@@ -132,7 +146,7 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
         )
     _check_mixture_names(mixtures, directory / S.MIXTURES_FILE)
     validate_rows(sources, mixtures, info, directory, mixtures_table)
-    merged_roots = {name: Path(p) for name, p in info.get("roots", {}).items()}
+    merged_roots = {name: Path(p) for name, p in info.get(S.INFO_ROOTS, {}).items()}
     merged_roots.update(roots or {})
     sources[S.TAGS] = sources[S.TAGS].map(list)
     for column in (S.TAGS, S.NOISE_NEXT_IDS):
@@ -216,12 +230,12 @@ def fingerprint_differences(directory) -> list[str]:
     """One line per table of a manifest whose content no longer has the fingerprint that
     ``manifest.json`` records (rows edited after the build, or the record itself changed)."""
     directory = Path(directory)
-    recorded = S.read_info(directory).get("fingerprints", {})
+    recorded = S.read_info(directory).get(S.INFO_FINGERPRINTS, {})
     lines = []
-    for name, file, table_schema in (("sources", S.SOURCES_FILE, S.SOURCES_SCHEMA),
-                                     ("mixtures", S.MIXTURES_FILE, S.MIXTURES_SCHEMA)):
+    for name, file, table_schema in ((S.FINGERPRINT_SOURCES, S.SOURCES_FILE, S.SOURCES_SCHEMA),
+                                     (S.FINGERPRINT_MIXTURES, S.MIXTURES_FILE, S.MIXTURES_SCHEMA)):
         table = _read_table(directory / file, table_schema)
-        if name == "mixtures":  # fingerprinted as written: optional columns only where used
+        if name == S.FINGERPRINT_MIXTURES:  # fingerprinted as written: optional columns only where used
             table, _ = S.without_unused_optional_columns(S.with_optional_columns(table, str(directory / file)))
         computed = table_fingerprint(_as_built(table))
         if recorded.get(name) != computed:
@@ -258,9 +272,9 @@ def write_manifest(directory: Path, sources: pa.Table, mixtures: pa.Table, info:
     mixtures = S.validate_table(mixtures, S.MIXTURES_SCHEMA, "mixtures")
     mixtures, version = S.without_unused_optional_columns(mixtures)
     info = dict(info)
-    info["schema_version"] = version
-    info["fingerprints"] = dict(info.get("fingerprints", {}),
-                                sources=table_fingerprint(sources), mixtures=table_fingerprint(mixtures))
+    info[S.INFO_SCHEMA_VERSION] = version
+    info[S.INFO_FINGERPRINTS] = {**info.get(S.INFO_FINGERPRINTS, {}), S.FINGERPRINT_SOURCES: table_fingerprint(sources),
+                                 S.FINGERPRINT_MIXTURES: table_fingerprint(mixtures)}
     (directory / S.INFO_FILE).unlink(missing_ok=True)
     write_parquet(sources, directory / S.SOURCES_FILE)
     write_parquet(mixtures, directory / S.MIXTURES_FILE)

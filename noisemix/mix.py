@@ -107,9 +107,9 @@ class Mixer:
                  clean_memory_mb: float | None = None):
         self.manifest = manifest
         self.sample_rate = manifest.sample_rate
-        self.crossfade_s = float(manifest.info["spec"].get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
-        self.guard_peaks = manifest.info["spec"].get("clip_policy", "scale") == "scale"
-        self.level = manifest.info["spec"].get("level", "as-mixed")
+        self.crossfade_s = float(manifest.spec.get("crossfade_s", dsp.DEFAULT_CROSSFADE_S))
+        self.guard_peaks = manifest.spec.get("clip_policy", "scale") == "scale"
+        self.level = manifest.spec.get("level", "as-mixed")
         self.cache = DecodedCache(self.sample_rate, cache_dir, memory_mb)
         # With its own (small) budget, a stream of clean sources cannot push out the noise
         # recordings that a render keeps reusing.

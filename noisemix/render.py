@@ -62,8 +62,8 @@ def render_keys(manifest, fmt: str, rows: pd.DataFrame | None = None) -> dict[st
     crossfade and clip policy, the file format and :data:`MIXING_VERSION`. A render is valid
     only while its key is the current row's."""
     rows = manifest.mixtures if rows is None else rows
-    spec = manifest.info.get("spec", {})
-    context = json.dumps([MIXING_VERSION, fmt, manifest.info.get("resampler", ""), spec.get("crossfade_s"),
+    spec = manifest.spec
+    context = json.dumps([MIXING_VERSION, fmt, manifest.info.get(S.INFO_RESAMPLER, ""), spec.get("crossfade_s"),
                           spec.get("clip_policy", "scale")], default=str)
     sha = manifest.sources[S.SHA256].to_dict()
     keys = {}
@@ -147,7 +147,7 @@ def render_manifest(manifest_dir: Path, out: Path, *, roots=None, stems: bool = 
     order = {mid: i for i, mid in enumerate(rows[S.MIXTURE_ID])}
     table = pd.DataFrame([r for mid in order for r in done.get(mid, [])], columns=S.RENDERS_SCHEMA.names)
     # Every listed file was just rendered or found current (same key) for this manifest.
-    table[S.MANIFEST_FINGERPRINT] = manifest.info.get("fingerprints", {}).get("mixtures", "")
+    table[S.MANIFEST_FINGERPRINT] = manifest.fingerprints.get(S.FINGERPRINT_MIXTURES, "")
     write_parquet(frame_to_table(table, S.RENDERS_SCHEMA), out / renders_file(shard))
     return table
 

@@ -64,7 +64,7 @@ def choose_examples(manifest: Manifest, split: str, per_cell: int) -> pd.DataFra
     rows = manifest.mixtures[(manifest.mixtures[S.SPLIT] == split) & (manifest.mixtures[S.NOISE_CATEGORY] != "")]
     if rows.empty:
         return rows.assign(snr_bin=pd.Series(dtype=object))
-    seed = manifest.info.get("seed", 0)
+    seed = manifest.seed
     rows = rows.assign(snr_bin=snr_bins(rows[S.SNR_DB]),
                        _order=[stable_key("report", seed, mid) for mid in rows[S.MIXTURE_ID]])
     picked = rows.sort_values("_order", kind="stable").groupby([S.NOISE_CATEGORY, "snr_bin"], sort=False).head(per_cell)

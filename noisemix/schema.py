@@ -191,17 +191,20 @@ RENDERS_SCHEMA = pa.schema([
 ])
 
 # --- manifest.json ---------------------------------------------------------------
-INFO_KEYS = (
-    "schema_version",   # int, SCHEMA_VERSION at build time
-    "tool_version",     # noisemix version string
-    "spec",             # the fully resolved build spec (dict)
-    "seed",             # int
-    "resampler",        # e.g. "soxr 0.5.0 VHQ"
-    "roots",            # {root name: path given at build time}
-    "fingerprints",     # {"sources": sha256 over sources.parquet rows, "mixtures": ...}
-    "report",           # counts: mixtures per split, redraws, skipped files with reasons
-    "tags",             # tag vocabulary in canonical order (the trainer's label order)
-)
+INFO_SCHEMA_VERSION = "schema_version"  # int: the oldest schema version that describes the tables
+INFO_TOOL_VERSION = "tool_version"      # noisemix version string
+INFO_SPEC = "spec"                      # the fully resolved build spec (dict, noisemix.spec.BuildSpec.to_dict)
+INFO_SEED = "seed"                      # int
+INFO_RESAMPLER = "resampler"            # e.g. "soxr 0.5.0 VHQ"
+INFO_ROOTS = "roots"                    # {root name: path given at build time}
+INFO_FINGERPRINTS = "fingerprints"      # {FINGERPRINT_SOURCES: sha256 over the rows, FINGERPRINT_MIXTURES: ...}
+INFO_REPORT = "report"                  # counts: mixtures per split, redraws, skipped files with reasons
+INFO_TAGS = "tags"                      # tag vocabulary in canonical order (the trainer's label order)
+INFO_CORPORA = "corpora"                # optional: {root name: {adapter, role, options}} of adapter-read roots
+INFO_RECIPE = "recipe"                  # optional: the benchmark recipe the build came from
+INFO_KEYS = (INFO_SCHEMA_VERSION, INFO_TOOL_VERSION, INFO_SPEC, INFO_SEED, INFO_RESAMPLER, INFO_ROOTS,
+             INFO_FINGERPRINTS, INFO_REPORT, INFO_TAGS)  # every manifest.json has these
+FINGERPRINT_SOURCES, FINGERPRINT_MIXTURES = "sources", "mixtures"  # the keys of INFO_FINGERPRINTS
 
 
 class ManifestError(ValueError):
@@ -266,7 +269,7 @@ def read_info(directory: Path) -> dict:
     missing = [k for k in INFO_KEYS if k not in info]
     if missing:
         raise ManifestError(f"{info_path}: missing key(s) {', '.join(missing)}")
-    version = info["schema_version"]
+    version = info[INFO_SCHEMA_VERSION]
     if not isinstance(version, int) or version < 1:
         raise ManifestError(f"{info_path}: schema_version {version!r} is not a positive integer")
     if version > SCHEMA_VERSION:

@@ -58,7 +58,7 @@ def validate_rows(sources: pd.DataFrame, mixtures: pd.DataFrame, info: dict, dir
     _refuse(where, "mixture", ids, ~mixtures[S.NOISE_CATEGORY].isin(known).to_numpy(), S.NOISE_CATEGORY,
             mixtures[S.NOISE_CATEGORY], f"is not one of {', '.join(S.CATEGORIES)} (or '' for a clean row)")
     _check_transforms(mixtures, where)
-    _check_tags(mixtures, table.column(S.TAGS), info.get("tags"), where)
+    _check_tags(mixtures, table.column(S.TAGS), info.get(S.INFO_TAGS), where)
     _check_extents(sources, mixtures, table, noisy, where)
 
 

@@ -113,7 +113,7 @@ def _stem_snrs(manifest, renders: Path, table) -> list[str]:
     from . import dsp
     from .mix import is_elementwise
 
-    if manifest.info.get("spec", {}).get("snr_definition", "rms") != "rms":
+    if manifest.spec.get("snr_definition", "rms") != "rms":
         return []
     stems = table.pivot_table(index=S.MIXTURE_ID, columns=S.STEM, values=S.OUTPUT_PATH, aggfunc="last")
     if not {"clean", "noise"} <= set(stems.columns):
