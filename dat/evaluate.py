@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from noisemix import schema as S
+from noisemix import schema as S, snr_group_label, snr_groups
 
 from . import checkpoint
 from .data import ChunkDataset, check_manifest, labelled_rows, make_audio, multi_hot
@@ -26,35 +26,12 @@ from .metrics import macro_scores, per_tag_scores
 from .models import Tagger
 from .predict import predict_clips
 
-__all__ = ["evaluate_run", "snr_key", "snr_groups", "write_run_reports", "comparison_table", "conditions_table",
+__all__ = ["evaluate_run", "write_run_reports", "comparison_table", "conditions_table",
            "mean_over_seeds", "read_metrics", "plot_auc_vs_snr", "run_label", "score_cell"]
 
 
-# More distinct SNR levels than this (a random-SNR manifest) are scored in bins instead.
-MAX_SNR_LEVELS = 12
-SNR_BIN_DB = 5.0
 # A group of fewer clips gets no score: its AUC would be noise (tables say "n/a (k clips)").
 MIN_CLIPS = 30
-
-
-def snr_key(snr_db: float) -> str:
-    """Group key of an SNR level (0.1 dB resolution, so '5.0' and '4.99999' meet)."""
-    return f"{round(float(snr_db), 1):.1f}"
-
-
-def snr_groups(snr_db: np.ndarray) -> tuple[np.ndarray, float | None]:
-    """Group key per row and the bin width: levels as they are (grid manifests), or the
-    lower edges of ``SNR_BIN_DB``-wide bins when there are too many levels to score apart."""
-    levels = np.array([snr_key(v) for v in snr_db], dtype=object)
-    if len(set(levels)) <= MAX_SNR_LEVELS:
-        return levels, None
-    edges = np.floor(np.asarray(snr_db, dtype=np.float64) / SNR_BIN_DB) * SNR_BIN_DB
-    return np.array([snr_key(v) for v in edges], dtype=object), SNR_BIN_DB
-
-
-def snr_label(level: str, bin_db: float | None) -> str:
-    """'5.0' for a level; '5.0..10.0' for a bin (lower edge included, upper excluded)."""
-    return level if not bin_db else f"{level}..{float(level) + bin_db:.1f}"
 
 
 def _scores(labels, probs, mask) -> dict:
@@ -212,9 +189,9 @@ def score_cell(scores: dict | None) -> str:
 def _conditions(metrics: dict) -> list[tuple[str, dict | None]]:
     out = [(name, metrics[key]) for name, key in (("clean", "clean"), ("noisy (all)", "noisy")) if metrics.get(key)]
     bin_db = metrics.get("snr_bin_db")
-    out += [(f"SNR {snr_label(lv, bin_db)} dB", s) for lv, s in metrics["by_snr"].items()]
+    out += [(f"SNR {snr_group_label(lv, bin_db)} dB", s) for lv, s in metrics["by_snr"].items()]
     out += [(f"{c}", s) for c, s in metrics["by_category"].items()]
-    out += [(f"{c} @ {snr_label(lv, bin_db)} dB", s)
+    out += [(f"{c} @ {snr_group_label(lv, bin_db)} dB", s)
             for c, d in metrics["by_category_snr"].items() for lv, s in d.items()]
     return out
 

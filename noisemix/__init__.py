@@ -28,6 +28,7 @@ from .manifest import Manifest, load_manifest, load_renders, parse_roots, render
 from .mix import MixResult, Mixer, clean_reference_scale, mix_at_snr, mix_row
 from .rng import stable_key
 from .schema import ManifestError
+from .snr import snr_group_label, snr_groups
 
 try:
     __version__ = _version("noisemix-dat")
@@ -41,5 +42,7 @@ __all__ = [
     "MixtureDataset", "Mixer", "mix_row", "mix_at_snr", "MixResult", "clean_reference_scale", "load_mono", "decoded_dir",
     # reproducibility and outputs: seeds from stable keys, atomic writes
     "stable_key", "atomic_path", "write_text", "write_json",
+    # grouping rows by SNR: a grid's levels, or 5 dB bins (one definition for tables and scores)
+    "snr_groups", "snr_group_label",
     "NoisemixError", "ManifestError", "__version__",
 ]

@@ -10,18 +10,18 @@ import pandas as pd
 from . import dsp
 from . import schema as S
 from .manifest import Manifest
+from .snr import is_snr_grid, snr_group_label, snr_groups, snr_levels
 
-__all__ = ["count_table", "tag_table", "cue_table", "row_level_db", "plot_snr_histogram", "histogram_edges", "SNR_BIN_DB"]
-
-SNR_BIN_DB = 5.0
-# More distinct SNRs than this are a continuous range (histogram_edges), fewer a grid's levels.
-GRID_LEVELS_MAX = 24
+__all__ = ["count_table", "tag_table", "cue_table", "row_level_db", "plot_snr_histogram", "histogram_edges", "snr_bins"]
 
 
 def snr_bins(snr: pd.Series) -> pd.Series:
-    """Label SNRs by bin, e.g. ``[-5, 0)``; clean references are ``clean``."""
-    low = np.floor(snr / SNR_BIN_DB) * SNR_BIN_DB
-    labels = [f"[{lo:g}, {lo + SNR_BIN_DB:g})" if np.isfinite(lo) else "clean" for lo in low]
+    """Each row's SNR group label (:mod:`noisemix.snr`: a grid's level, e.g. ``5.0``, or a
+    bin, e.g. ``5.0..10.0``); clean references are ``clean``."""
+    labels = np.full(len(snr), "clean", dtype=object)
+    noisy = np.isfinite(snr.to_numpy(dtype=np.float64))
+    keys, bin_db = snr_groups(snr.to_numpy(dtype=np.float64)[noisy])
+    labels[noisy] = [snr_group_label(key, bin_db) for key in keys]
     return pd.Series(labels, index=snr.index)
 
 
@@ -87,21 +87,15 @@ def histogram_edges(snr) -> np.ndarray:
     lowest SNR to the ceiling of its highest, so every value sits inside a bin and the bins
     cover the range.
     """
-    levels = _levels(snr)
+    levels = snr_levels(snr)
     if levels.size == 0:
         return np.array([0.0, 1.0])
-    if levels.size <= GRID_LEVELS_MAX:
+    if is_snr_grid(levels):
         half = np.diff(levels).min() / 2 if levels.size > 1 else 0.5
         return np.concatenate([[levels[0] - half], (levels[:-1] + levels[1:]) / 2, [levels[-1] + half]])
     low, high = np.floor(levels[0]), np.ceil(levels[-1])
     high = high if high > levels[-1] else high + 1  # the highest value inside, not on the last edge
     return np.linspace(low, high, int(min(high - low, 50)) + 1)
-
-
-def _levels(snr) -> np.ndarray:
-    """The distinct finite SNRs."""
-    levels = np.unique(np.asarray(snr, dtype=np.float64))
-    return levels[np.isfinite(levels)]
 
 
 def plot_snr_histogram(manifest: Manifest, path: Path) -> Path | None:
@@ -121,7 +115,7 @@ def plot_snr_histogram(manifest: Manifest, path: Path) -> Path | None:
     categories += sorted(set(noisy[S.NOISE_CATEGORY]) - set(categories))
     fig, axes = plt.subplots(1, len(categories), figsize=(4 * len(categories), 3.2), sharey=True, squeeze=False)
     edges = histogram_edges(noisy[S.SNR_DB])
-    grid = _levels(noisy[S.SNR_DB]).size <= GRID_LEVELS_MAX  # narrower bars: one per level, gaps between
+    grid = is_snr_grid(noisy[S.SNR_DB])  # narrower bars: one per level, gaps between
     for axis, category in zip(axes[0], categories):
         part = noisy[noisy[S.NOISE_CATEGORY] == category]
         splits = [s for s in S.SPLITS if (part[S.SPLIT] == s).any()]

@@ -5,7 +5,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dat.cli import app
-from dat.evaluate import read_metrics, snr_groups
+from dat.evaluate import read_metrics
+from noisemix import snr_groups
 
 
 def _write_metrics(run, name, metrics):

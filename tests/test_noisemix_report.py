@@ -146,3 +146,17 @@ def test_runs_without_results_are_one_line(built_manifest, tmp_path):
                              str(tmp_path / "r"), "--runs", str(tmp_path), "--no-progress"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "no dat results there" in result.stderr and not (tmp_path / "r" / REPORT_FILE).exists()
+
+
+def test_tables_and_scores_group_snrs_by_one_definition():
+    import pandas as pd
+
+    from noisemix import snr_group_label, snr_groups
+
+    grid = pd.Series([-5.0, 0.0, np.nan, 4.99999, 5.0, 20.0])
+    assert list(snr_bins(grid)) == ["-5.0", "0.0", "clean", "5.0", "5.0", "20.0"]
+    thirteen_levels = pd.Series(np.arange(13) * 2.0 - 5)  # past GRID_LEVELS_MAX: binned, as dat scores them
+    keys, width = snr_groups(thirteen_levels.to_numpy())
+    assert width == 5.0 and list(snr_bins(thirteen_levels)) == [snr_group_label(k, width) for k in keys]
+    assert list(snr_bins(thirteen_levels))[:4] == ["-5.0..0.0", "-5.0..0.0", "-5.0..0.0", "0.0..5.0"]
+    assert len(histogram_edges(thirteen_levels)) - 1 == 25  # a range: 1 dB bins from -5 to 20
