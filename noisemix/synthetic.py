@@ -26,7 +26,7 @@ SYNTHETIC_TAGS = ("low", "high", "pulse", "chord", "bright")
 def music_audio(gen: np.random.Generator, tags, frames: int, rate: int) -> np.ndarray:
     """A clip whose ``tags`` are audible: ``low`` register (else high), ``chord``, ``bright``, ``pulse``."""
     t = np.arange(frames) / rate
-    base = 110.0 * 2 ** gen.integers(0, 12) / 12 * (1 if "low" in tags else 8)
+    base = 110.0 * 2 ** (gen.integers(0, 12) / 12) * (1 if "low" in tags else 8)  # low 110-208 Hz, high 880-1661 Hz
     ratios = (1.0, 1.26, 1.5) if "chord" in tags else (1.0,)
     harmonics = 6 if "bright" in tags else 1
     x = sum(np.sin(2 * np.pi * base * r * h * t + gen.uniform(0, 6.3)) / h**1.2

@@ -5,8 +5,10 @@ The paths are the block renderer (``noisemix render``), the whole-row mixer
 windows of it (the trainer's random crops) and :func:`noisemix.mix_at_snr`. The manifests
 below cover what the kernel does: crops and crossfaded loops, concatenated noise, both
 level policies, the clipping guard and clipping itself (``clip_policy none`` at negative
-SNRs), and noise and mixture transforms. The pinned digests were taken before the kernel
-was merged into one function: its arithmetic, and so every rendered byte, is unchanged.
+SNRs), and noise and mixture transforms. The pinned digests were first taken before the kernel
+was merged into one function (its arithmetic, and so every rendered byte, came through
+unchanged), and taken again when the synthetic corpus's pitches were mended (its input
+changed, not the kernel); later refactors must keep them.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ EXPECTED_COVERAGE = {
 }
 # sha256 over the sorted (path, sha256) of every rendered WAV file (mixtures and stems).
 PINNED = {
-    "clipping": "d3c708cf583508a9d2b4e50f3e867ec9597b3fdec8fa2fdca9661c6c1deb9d43",
-    "concat": "3ef60dc01b19f16f16e185b2fc696157d1847dbf1e6caf778770778fc3eed015",
-    "guarded": "691b2b505eb4309dc5e873a4b23642140df686f2d5f9fe43662e15c0fcabc1a6",
-    "loop-match-clean": "1345573cb790e0e9521ff450a67f221233427664d1fe0f24171ec15cf8da7c5d",
-    "transforms": "b6ae52eeb602ed3f280ab8788d640a93e7605bc16d174487b4391b224e73a075",
+    "clipping": "73acca0f440553343e62697333ad7422201c82e60a0f7bdc403f0119b739070e",
+    "concat": "2c8156644f66df3b57d2d24b9a61456bc0732c827b6d105356dad23bbbaaf1ac",
+    "guarded": "5f13cd26e060b51d6610e193702c1e0592e319dc91974161ea43965a3b33bbeb",
+    "loop-match-clean": "0defad79ca0b83041da07191de64c37090368d27a1070ec6ea4df3e9e964f947",
+    "transforms": "6008570b51a8b02dc1b52cb856b15382cc17913081d0fc606f16a485e971741a",
 }
 
 
