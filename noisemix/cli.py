@@ -8,7 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from .spec import DEFAULT_HEADROOM_DB
+from .spec import BuildSpec
+
+# The build's defaults live in one place, the spec; the options below show them.
+BUILD_DEFAULTS = BuildSpec()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Reproducible noisy-music manifests: build, render, verify, inspect, export.")
@@ -73,23 +76,23 @@ def build(
     corpus_option: List[str] = typer.Option([], "--corpus-option", help="ROOT.KEY=VALUE: an adapter option, e.g. mtat.untagged=drop (repeatable)."),
     clean: List[str] = typer.Option([], "--clean", help="[NAME=]PATH of clean music; tags from tags.csv or sub-folder names (repeatable)."),
     noise: List[str] = typer.Option([], "--noise", help="CATEGORY=PATH (environmental, speech, music), CATEGORY:NAME=PATH, or PATH with category sub-folders (repeatable)."),
-    snr: List[str] = typer.Option(["-5:20"], "--snr", help="-5:20 uniform; -5:20:5 grid; 0,5,10 list; CATEGORY=SPEC overrides one category (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Every random choice derives from this seed and the mixture's key."),
-    design: str = typer.Option("random", "--design", help="random: draws per segment; grid: every segment x category x SNR level (balanced test sets)."),
-    segment: str = typer.Option("59049", "--segment", help="Segment length in samples at --sample-rate, or 'full' for whole clips."),
-    sample_rate: int = typer.Option(22050, "--sample-rate", help="Output sample rate (Hz)."),
-    mixtures_per_segment: int = typer.Option(1, "--mixtures-per-segment", min=1, help="Noisy mixtures per clean segment (random design)."),
+    snr: List[str] = typer.Option([BUILD_DEFAULTS.snr.text()], "--snr", help="-5:20 uniform; -5:20:5 grid; 0,5,10 list; CATEGORY=SPEC overrides one category (repeatable)."),
+    seed: int = typer.Option(BUILD_DEFAULTS.seed, "--seed", help="Every random choice derives from this seed and the mixture's key."),
+    design: str = typer.Option(BUILD_DEFAULTS.design, "--design", help="random: draws per segment; grid: every segment x category x SNR level (balanced test sets)."),
+    segment: str = typer.Option(str(BUILD_DEFAULTS.segment_frames), "--segment", help="Segment length in samples at --sample-rate, or 'full' for whole clips."),
+    sample_rate: int = typer.Option(BUILD_DEFAULTS.sample_rate, "--sample-rate", help="Output sample rate (Hz)."),
+    mixtures_per_segment: int = typer.Option(BUILD_DEFAULTS.mixtures_per_segment, "--mixtures-per-segment", min=1, help="Noisy mixtures per clean segment (random design)."),
     max_segments_per_clip: Optional[int] = typer.Option(None, "--max-segments-per-clip", min=1, help="Use at most this many segments of each clip (default: all)."),
     category_weight: List[str] = typer.Option([], "--category-weight", help="CATEGORY=WEIGHT for the random design (default: equal)."),
-    snr_definition: str = typer.Option("rms", "--snr-definition", help="rms: energy ratio of the mixed segments; lufs: BS.1770 loudness difference."),
-    clip_policy: str = typer.Option("scale", "--clip-policy", help="scale: lower both gains so the mixture never clips (SNR unchanged); none."),
-    level: str = typer.Option("match-clean", "--level", help="match-clean: every mixture keeps its clean segment's level, with the clean peak --headroom-db below full scale for the clip's clean and noisy rows alike, so loudness gives away neither the domain nor the SNR; as-mixed: noise added on top of the clean at gain 1, each mixture scaled down alone if it would clip."),
-    noise_fill: str = typer.Option("loop", "--noise-fill", help="Noise shorter than its clean segment. loop: repeated with a 10 ms crossfade; concat: followed by other recordings of its category and split, each once, crossfaded (no recording repeats while the pool has unused ones)."),
+    snr_definition: str = typer.Option(BUILD_DEFAULTS.snr_definition, "--snr-definition", help="rms: energy ratio of the mixed segments; lufs: BS.1770 loudness difference."),
+    clip_policy: str = typer.Option(BUILD_DEFAULTS.clip_policy, "--clip-policy", help="scale: lower both gains so the mixture never clips (SNR unchanged); none."),
+    level: str = typer.Option(BUILD_DEFAULTS.level, "--level", help="match-clean: every mixture keeps its clean segment's level, with the clean peak --headroom-db below full scale for the clip's clean and noisy rows alike, so loudness gives away neither the domain nor the SNR; as-mixed: noise added on top of the clean at gain 1, each mixture scaled down alone if it would clip."),
+    noise_fill: str = typer.Option(BUILD_DEFAULTS.noise_fill, "--noise-fill", help="Noise shorter than its clean segment. loop: repeated with a 10 ms crossfade; concat: followed by other recordings of its category and split, each once, crossfaded (no recording repeats while the pool has unused ones)."),
     max_loops: Optional[int] = typer.Option(None, "--max-loops", help="A noise recording may start over at most this often within one mixture (0: never loop); mixtures that would loop more draw another recording, and the build stops naming them when redraws run out."),
     folds: Optional[int] = typer.Option(None, "--folds", help="Grouped k-fold benchmark: every clean group and every noise group goes to one of K folds, each clip is mixed only with noise of its fold, and the fold is in the row. The split columns are fold 0's (test 0, valid 1, train the rest); dat --fold J tests fold J. Overrides --split-fractions."),
-    headroom_db: float = typer.Option(DEFAULT_HEADROOM_DB, "--headroom-db", help="match-clean: how far below full scale a clip's peak sits (dB), room for the noise; mixtures that would still clip are scaled down alone and counted in the report."),
-    clean_references: bool = typer.Option(True, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
-    split_fractions: str = typer.Option("0.8,0.1,0.1", "--split-fractions", help="train,valid,test shares for sources without a split."),
+    headroom_db: float = typer.Option(BUILD_DEFAULTS.headroom_db, "--headroom-db", help="match-clean: how far below full scale a clip's peak sits (dB), room for the noise; mixtures that would still clip are scaled down alone and counted in the report."),
+    clean_references: bool = typer.Option(BUILD_DEFAULTS.clean_references, "--clean-references/--no-clean-references", help="Also write one noise-free row per clean segment."),
+    split_fractions: str = typer.Option(",".join(f"{f:g}" for f in BUILD_DEFAULTS.split_fractions), "--split-fractions", help="train,valid,test shares for sources without a split."),
     noise_transform: List[str] = typer.Option([], "--noise-transform", help="audiomentations transform on the noise, e.g. LowPassFilter:p=0.5 (repeatable). Only transforms that keep the length and read no files (filters, gains, distortions, masks; listed in noisemix.transforms.ALLOWED_TRANSFORMS), as a manifest must never make its user read local files."),
     mixture_transform: List[str] = typer.Option([], "--mixture-transform", help="audiomentations transform on the mixture (repeatable)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes for scanning; the result does not depend on it."),

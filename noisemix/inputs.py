@@ -118,7 +118,9 @@ def build_spec(*, snr: list[str], segment: str, category_weight: list[str], spli
         segment_frames = None if segment == "full" else int(segment)
     except ValueError as exc:
         raise SpecError(f"bad number: {exc}") from None
-    return BuildSpec(snr=parse_snr(default[0]) if default else parse_snr("-5:20"), snr_by_category=overrides,
+    if default:
+        options["snr"] = parse_snr(default[0])
+    return BuildSpec(snr_by_category=overrides,
                      segment_frames=segment_frames, category_weights=weights, split_fractions=fractions,
                      noise_transforms=tuple(parse_transform(t) for t in noise_transform),
                      mixture_transforms=tuple(parse_transform(t) for t in mixture_transform), **options)

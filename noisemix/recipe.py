@@ -48,7 +48,7 @@ from . import schema as S
 from .adapters import get_adapter, parse_options
 from .errors import NoisemixError, SpecError
 from .sources import CorpusInput
-from .spec import SPLIT_OPTIONS, BuildSpec, parse_snr
+from .spec import DEFAULT_SAMPLE_RATE, DEFAULT_SEGMENT, SPLIT_OPTIONS, BuildSpec, parse_snr
 
 __all__ = ["Recipe", "load_recipe", "RECIPE_SCHEMA_VERSION", "RECIPE_KEYS"]
 
@@ -188,10 +188,10 @@ def _spec(data: dict, where: str) -> BuildSpec:
     fields = {k: _snr_value(v, k) if k in ("snr", "snr_by_category") else v for k, v in options.items()}
     if "split_fractions" in fields:
         fields["split_fractions"] = tuple(fields["split_fractions"])
-    segment = data.get("segment", 59049)
+    segment = data.get("segment", DEFAULT_SEGMENT)
     fields["segment_frames"] = None if segment == "full" else _integer(segment, "segment")
-    fields["seed"] = _integer(data.get("seed", 0), "seed")
-    fields["sample_rate"] = _integer(data.get("sample_rate", 22050), "sample_rate")
+    fields["seed"] = _integer(data.get("seed", BuildSpec.seed), "seed")
+    fields["sample_rate"] = _integer(data.get("sample_rate", DEFAULT_SAMPLE_RATE), "sample_rate")
     categories = data.get("categories", {})
     _check_keys(categories, S.CATEGORIES, f"{where}: [categories]")
     fields["category_weights"] = {k: _number(v, f"categories.{k}") for k, v in sorted(categories.items())}
