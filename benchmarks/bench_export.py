@@ -1,4 +1,4 @@
-"""CSV export of a 200,000-row manifest (noisemix.export.csv_text), beside the row loop it
+"""CSV export of a 200,000-row manifest (noisemix.export.csv.csv_text), beside the row loop it
 replaced and beside pandas' own dump of the mixtures table (what a user would otherwise run,
 without paths, seconds or exact gains).
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from noisemix import load_manifest
 from noisemix import schema as S
-from noisemix.export import CSV_COLUMNS, csv_text
+from noisemix.export.csv import CSV_COLUMNS, csv_text
 
 DEMO = Path(__file__).resolve().parents[1] / "manifests" / "demo"
 

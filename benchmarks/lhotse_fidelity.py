@@ -24,7 +24,7 @@ from noisemix import Mixer, load_manifest
 from noisemix import schema as S
 from noisemix.build import build_manifest
 from noisemix.export import export_manifest
-from noisemix.export_lhotse import INEXACT
+from noisemix.export.lhotse import INEXACT
 from noisemix.sources import CorpusInput
 from noisemix.spec import BuildSpec
 from noisemix.synthetic import write_synthetic_corpus

@@ -24,8 +24,9 @@ from .cache import decoded_dir
 from .dataset import MixtureDataset
 from .errors import NoisemixError
 from .io import atomic_path, write_json, write_text
-from .manifest import Manifest, load_manifest, load_renders, parse_roots, rendered_files, select_fold
+from .manifest import Manifest, load_manifest, parse_roots, select_fold
 from .mix import MixResult, Mixer, clean_reference_scale, mix_at_snr, mix_row
+from .render import load_renders, rendered_files
 from .rng import stable_key
 from .schema import ManifestError
 from .snr import snr_group_label, snr_groups

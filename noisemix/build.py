@@ -20,7 +20,6 @@ from .cache import cache_dir, decoded_dir
 from .energy import IndexRequest, SourceIndex, block_size_for, segment_energies, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import fold_split, frame_to_table, write_manifest
-from .mix import fill_noise
 from .adapters import vocabulary as adapter_vocabulary
 from .sources import CorpusInput, scan
 from .spec import BuildSpec
@@ -190,7 +189,7 @@ class _Build:
 
     def noise_samples(self, row, offset, length, looped, following=()) -> np.ndarray:
         """A noise segment as the kernel fills it (looped, or joined with ``following``)."""
-        return fill_noise(self.source_audio(row), int(offset), int(length), bool(looped), self.spec.sample_rate,
+        return dsp.fill_noise(self.source_audio(row), int(offset), int(length), bool(looped), self.spec.sample_rate,
                           self.spec.crossfade_s, [self.source_audio(r) for r in following])
 
 

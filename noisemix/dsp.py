@@ -24,7 +24,7 @@ import numpy as np
 __all__ = [
     "SILENCE_DBFS", "power", "measured_energy", "measured_power", "power_db", "noise_gain_for_snr", "snr_db", "loop_to_length",
     "crossfade_length", "loop_cycle", "peak_guard_scale", "level_match_scale", "gains_for_snr", "stable_gains", "to_pcm16",
-    "from_pcm16", "loudness_lufs",
+    "from_pcm16", "loudness_lufs", "noise_segment", "fill_noise",
 ]
 
 # A segment quieter than this mean power (dBFS) has no meaningful SNR.
@@ -236,3 +236,24 @@ def loudness_lufs(x: np.ndarray, sample_rate: int) -> float:
     with np.errstate(divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))
+
+
+def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
+    """The unscaled noise a row mixes: a crop, or a crossfaded loop for short noise."""
+    if looped:
+        return loop_to_length(noise, length, offset, crossfade)
+    segment = noise[offset:offset + length]
+    if segment.size != length:
+        raise ValueError(f"noise segment [{offset}, {offset + length}) exceeds the noise ({noise.size} samples)")
+    return segment
+
+
+def fill_noise(noise: np.ndarray, offset: int, length: int, looped: bool, sample_rate: int, crossfade_s: float,
+               following=()) -> np.ndarray:
+    """:func:`noise_segment` with a build's crossfade: a loop's is at most a quarter of its
+    recording; with ``following`` recordings (``--noise-fill concat``) the noise from
+    ``offset`` on is followed by each of them whole, crossfaded one into the next
+    (:func:`concat_overlaps` shortens each joint)."""
+    if len(following):
+        return concat_to_length([noise[offset:], *following], length, crossfade_samples(sample_rate, crossfade_s))
+    return noise_segment(noise, offset, length, looped, crossfade_length(noise.size, sample_rate, crossfade_s))

@@ -17,7 +17,7 @@ from .audio import resolve
 from .io import write_json, write_parquet
 from .validate import validate_rows
 
-__all__ = ["Manifest", "load_manifest", "load_renders", "rendered_files", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
+__all__ = ["Manifest", "load_manifest", "read_table", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
 
 
 @dataclass
@@ -104,7 +104,7 @@ def parse_roots(pairs) -> dict[str, Path]:
     return roots
 
 
-def _read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None) -> pa.Table:
+def read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None) -> pa.Table:
     """A parquet table checked against ``table_schema``; ``defaults`` fills columns that
     tables written by an earlier version lack (name -> the value of every row)."""
     if not path.is_file():
@@ -128,9 +128,9 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     """
     directory = Path(directory)
     info = S.read_info(directory)
-    sources = _read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA).to_pandas()
+    sources = read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA).to_pandas()
     mixtures_path = directory / S.MIXTURES_FILE
-    mixtures_table = S.with_optional_columns(_read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path))
+    mixtures_table = S.with_optional_columns(read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path))
     mixtures = mixtures_table.to_pandas()
     for source_id, path in zip(sources[S.SOURCE_ID], sources[S.PATH]):
         S.check_relative_path(path, f"{directory / S.SOURCES_FILE} (source {source_id})")
@@ -152,45 +152,6 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     for column in (S.TAGS, S.NOISE_NEXT_IDS):
         mixtures[column] = mixtures[column].map(list)
     return Manifest(directory, info, sources.set_index(S.SOURCE_ID, drop=False), mixtures, merged_roots)
-
-
-def load_renders(directory, manifest: Manifest | None = None) -> pd.DataFrame:
-    """The renders table of a ``noisemix render`` output folder, one row per written file.
-
-    Shard renders (``--shard I/N``) into one folder each write their own table; all are
-    read. Where tables overlap, the most recently written one wins, as its files are the
-    ones on disk. Given the ``manifest`` the audio is read for, renders made from another
-    version of one of its rows (see ``noisemix.render.render_status``) are refused.
-    """
-    directory = Path(directory)
-    tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: (path.stat().st_mtime_ns, path.name))
-    if not tables:
-        raise S.ManifestError(f"{directory}: no renders table ({S.RENDERS_FILE}) found; run noisemix render first")
-    # A table written before render keys existed reads with empty keys: every render in it is stale.
-    defaults = {S.RENDER_KEY: "", S.MANIFEST_FINGERPRINT: ""}
-    frame = pd.concat([_read_table(path, S.RENDERS_SCHEMA, defaults).to_pandas() for path in tables],
-                      ignore_index=True)
-    for path in frame[S.OUTPUT_PATH]:
-        S.check_relative_path(path, f"{directory} renders table")
-    frame = frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
-    if manifest is not None:
-        _refuse_stale(directory, manifest, frame)
-    return frame
-
-
-def rendered_files(table: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """``stem -> {mixture id: path relative to the render folder}`` of a renders table."""
-    return {stem: dict(zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])) for stem, part in table.groupby(S.STEM)}
-
-
-def _refuse_stale(directory: Path, manifest: Manifest, frame: pd.DataFrame) -> None:
-    from .render import render_status
-
-    stale = frame[S.OUTPUT_PATH][render_status(manifest, frame) == "stale"]
-    if len(stale):
-        raise S.ManifestError(f"{directory}: {len(stale)} render(s) were made from another version of their "
-                              f"manifest row, e.g. {stale.iloc[0]}; run noisemix render {manifest.directory} "
-                              f"{directory} again")
 
 
 def _check_mixture_names(mixtures: pd.DataFrame, where: Path) -> None:
@@ -234,7 +195,7 @@ def fingerprint_differences(directory) -> list[str]:
     lines = []
     for name, file, table_schema in ((S.FINGERPRINT_SOURCES, S.SOURCES_FILE, S.SOURCES_SCHEMA),
                                      (S.FINGERPRINT_MIXTURES, S.MIXTURES_FILE, S.MIXTURES_SCHEMA)):
-        table = _read_table(directory / file, table_schema)
+        table = read_table(directory / file, table_schema)
         if name == S.FINGERPRINT_MIXTURES:  # fingerprinted as written: optional columns only where used
             table, _ = S.without_unused_optional_columns(S.with_optional_columns(table, str(directory / file)))
         computed = table_fingerprint(_as_built(table))

@@ -13,7 +13,7 @@ from . import schema as S
 from .audio import DecodedCache
 from .manifest import Manifest
 
-__all__ = ["Mixer", "MixResult", "MixedSamples", "mix_segments", "noise_segment", "fill_noise", "mix_row",
+__all__ = ["Mixer", "MixResult", "MixedSamples", "mix_segments", "mix_row",
            "mix_at_snr", "is_elementwise"]
 
 
@@ -32,7 +32,7 @@ def mix_segments(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float,
     """The mixing kernel: the one function that turns a row's unscaled segments into samples.
 
     ``clean`` and ``noise`` are the row's clean segment and its (cropped, looped or
-    concatenated: :func:`fill_noise`) noise segment, not yet scaled. The noise transforms
+    concatenated: :func:`dsp.fill_noise`) noise segment, not yet scaled. The noise transforms
     act on the unscaled noise; each stem is scaled by its gain in float32; the mixture is
     their float32 sum, then the mixture transforms. The build's clipping guard is in the
     gains; it cannot foresee a mixture transform (a Gain may boost), so under
@@ -59,27 +59,6 @@ def mix_segments(clean: np.ndarray, noise: np.ndarray | None, clean_gain: float,
         if peak > dsp.PEAK_LIMIT:
             mixture = mixture * np.float32(dsp.peak_guard_scale(peak))
     return MixedSamples(clean, noise, mixture)
-
-
-def noise_segment(noise: np.ndarray, offset: int, length: int, looped: bool, crossfade: int) -> np.ndarray:
-    """The unscaled noise a row mixes: a crop, or a crossfaded loop for short noise."""
-    if looped:
-        return dsp.loop_to_length(noise, length, offset, crossfade)
-    segment = noise[offset:offset + length]
-    if segment.size != length:
-        raise ValueError(f"noise segment [{offset}, {offset + length}) exceeds the noise ({noise.size} samples)")
-    return segment
-
-
-def fill_noise(noise: np.ndarray, offset: int, length: int, looped: bool, sample_rate: int, crossfade_s: float,
-               following=()) -> np.ndarray:
-    """:func:`noise_segment` with a build's crossfade: a loop's is at most a quarter of its
-    recording; with ``following`` recordings (``--noise-fill concat``) the noise from
-    ``offset`` on is followed by each of them whole, crossfaded one into the next
-    (:func:`dsp.concat_overlaps` shortens each joint)."""
-    if len(following):
-        return dsp.concat_to_length([noise[offset:], *following], length, dsp.crossfade_samples(sample_rate, crossfade_s))
-    return noise_segment(noise, offset, length, looped, dsp.crossfade_length(noise.size, sample_rate, crossfade_s))
 
 
 def is_elementwise(row) -> bool:
@@ -159,9 +138,9 @@ class Mixer:
         following = [self.source(i) for i in row.get(S.NOISE_NEXT_IDS, ())]
         offset, looped = int(row[S.NOISE_OFFSET]), bool(row[S.NOISE_LOOPED])
         if following:  # a sequence is made whole up to the window, then cut (it is not periodic)
-            return fill_noise(audio, offset, start + length, looped, self.sample_rate, self.crossfade_s,
+            return dsp.fill_noise(audio, offset, start + length, looped, self.sample_rate, self.crossfade_s,
                               following)[start:]
-        return fill_noise(audio, offset + start, length, looped, self.sample_rate, self.crossfade_s)
+        return dsp.fill_noise(audio, offset + start, length, looped, self.sample_rate, self.crossfade_s)
 
     def mixed(self, row, start: int = 0, length: int | None = None) -> MixedSamples:
         """The kernel's stems and mixture of ``row`` (:func:`mix_segments`), or of its window
@@ -236,7 +215,7 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate:
     if not 0 <= noise_offset < noise.size:
         raise ValueError(f"noise_offset {noise_offset} is outside the noise ({noise.size} samples)")
     looped = noise.size - noise_offset < clean.size
-    segment = fill_noise(noise, noise_offset, clean.size, looped, sample_rate, crossfade_s)
+    segment = dsp.fill_noise(noise, noise_offset, clean.size, looped, sample_rate, crossfade_s)
     if snr_definition == "rms":
         clean_power, noise_power = dsp.power(clean), dsp.power(segment)
     else:

@@ -25,10 +25,11 @@ from . import dsp, transforms
 from . import schema as S
 from .errors import NoisemixError
 from .io import write_bytes, write_parquet
-from .manifest import frame_to_table, load_manifest
+from .manifest import Manifest, frame_to_table, load_manifest, read_table
 from .mix import Mixer, is_elementwise
 
-__all__ = ["render_manifest", "parse_shard", "renders_file", "render_keys", "render_status", "MIXING_VERSION"]
+__all__ = ["render_manifest", "load_renders", "rendered_files", "parse_shard", "renders_file", "render_keys",
+           "render_status", "MIXING_VERSION"]
 
 # Bump when the arithmetic that turns a row into samples changes: every render made before
 # is then stale and re-rendered (its key no longer matches).
@@ -88,6 +89,43 @@ def render_status(manifest, table: pd.DataFrame) -> pd.Series:
         current = part[S.RENDER_KEY].to_numpy() == part[S.MIXTURE_ID].map(render_keys(manifest, fmt, rows)).to_numpy()
         status[part.index] = np.where(current, "current", "stale")
     return status
+
+
+def load_renders(directory, manifest: Manifest | None = None) -> pd.DataFrame:
+    """The renders table of a ``noisemix render`` output folder, one row per written file.
+
+    Shard renders (``--shard I/N``) into one folder each write their own table; all are
+    read. Where tables overlap, the most recently written one wins, as its files are the
+    ones on disk. Given the ``manifest`` the audio is read for, renders made from another
+    version of one of its rows (see :func:`render_status`) are refused.
+    """
+    directory = Path(directory)
+    tables = sorted(directory.glob(S.RENDERS_GLOB), key=lambda path: (path.stat().st_mtime_ns, path.name))
+    if not tables:
+        raise S.ManifestError(f"{directory}: no renders table ({S.RENDERS_FILE}) found; run noisemix render first")
+    # A table written before render keys existed reads with empty keys: every render in it is stale.
+    defaults = {S.RENDER_KEY: "", S.MANIFEST_FINGERPRINT: ""}
+    frame = pd.concat([read_table(path, S.RENDERS_SCHEMA, defaults).to_pandas() for path in tables],
+                      ignore_index=True)
+    for path in frame[S.OUTPUT_PATH]:
+        S.check_relative_path(path, f"{directory} renders table")
+    frame = frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
+    if manifest is not None:
+        _refuse_stale(directory, manifest, frame)
+    return frame
+
+
+def rendered_files(table: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """``stem -> {mixture id: path relative to the render folder}`` of a renders table."""
+    return {stem: dict(zip(part[S.MIXTURE_ID], part[S.OUTPUT_PATH])) for stem, part in table.groupby(S.STEM)}
+
+
+def _refuse_stale(directory: Path, manifest: Manifest, frame: pd.DataFrame) -> None:
+    stale = frame[S.OUTPUT_PATH][render_status(manifest, frame) == "stale"]
+    if len(stale):
+        raise S.ManifestError(f"{directory}: {len(stale)} render(s) were made from another version of their "
+                              f"manifest row, e.g. {stale.iloc[0]}; run noisemix render {manifest.directory} "
+                              f"{directory} again")
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

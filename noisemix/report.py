@@ -20,9 +20,9 @@ from . import dsp
 from . import schema as S
 from .errors import NoisemixError
 from .io import atomic_path, write_text
-from .manifest import Manifest, load_manifest, load_renders, rendered_files
+from .manifest import Manifest, load_manifest
 from .mix import Mixer
-from .render import _write_audio
+from .render import _write_audio, load_renders, rendered_files
 from .rng import stable_key
 from .stats import count_table, plot_snr_histogram, snr_bins, tag_table
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import schema as S
 from .audio import probe, resolve, sha256_file
 from .errors import AudioError, NoisemixError
-from .manifest import load_renders
+from .render import load_renders
 from .sources import examine_file
 
 __all__ = ["verify_manifest", "HARMLESS"]

@@ -15,7 +15,7 @@ from noisemix import schema as S
 from noisemix.audio import load_mono
 from noisemix.card import card_text, source_digests, write_card
 from noisemix.export import csv_text, export_manifest
-from noisemix.mix import noise_segment
+from noisemix.dsp import noise_segment
 from noisemix import dsp
 
 
@@ -87,7 +87,7 @@ def test_lhotse_cuts_load_in_lhotse_as_our_renders(rendered_rates, tmp_path, mon
     lhotse = pytest.importorskip("lhotse", reason="the lhotse extra is not installed")
     import soundfile as sf
 
-    from noisemix.export_lhotse import INEXACT
+    from noisemix.export.lhotse import INEXACT
 
     manifest_dir, audio = rendered_rates
     count, inexact = export_manifest(manifest_dir, "lhotse", tmp_path / "cuts.jsonl.gz")

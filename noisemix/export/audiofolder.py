@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import schema as S
-from .errors import NoisemixError
-from .export import complete_renders, row_fields
-from .io import write_text
-from .manifest import Manifest
+from .. import schema as S
+from ..errors import NoisemixError
+from ..io import write_text
+from ..manifest import Manifest
+from .fields import complete_renders, row_fields
 
 __all__ = ["write_audiofolder_metadata", "METADATA_FILE"]
 

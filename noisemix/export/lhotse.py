@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import dsp
-from . import schema as S
-from .errors import NoisemixError
-from .export import complete_renders, row_fields
-from .io import atomic_path
-from .manifest import Manifest
-from .mix import is_elementwise
+from .. import dsp
+from .. import schema as S
+from ..errors import NoisemixError
+from ..io import atomic_path
+from ..manifest import Manifest
+from ..mix import is_elementwise
+from .fields import complete_renders, row_fields
 
 __all__ = ["lhotse_cuts", "write_cutset", "inexact_counts", "INEXACT"]
 
