@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -140,6 +139,9 @@ class Task:
 class Layout:
     """Where an experiment keeps what."""
 
+    EVAL_NAME = "eval-test"            # the selected model (best.pt): the pre-registered comparison
+    EVAL_LAST_NAME = "eval-test-last"  # the model as training left it (last.pt): the same budget for every arm
+
     def __init__(self, out: Path):
         self.out = Path(out).resolve()
 
@@ -175,8 +177,6 @@ class Layout:
         return self.out / "configs" / f"{arm}.json"
 
 
-EVAL_NAME = "eval-test"            # the selected model (best.pt): the pre-registered comparison
-EVAL_LAST_NAME = "eval-test-last"  # the model as training left it (last.pt): the same budget for every arm
 
 
 def _train_argv(layout: Layout, recipe: Recipe, manifest: str, out: Path, method: str, seed: int,
@@ -222,7 +222,7 @@ def plan_tasks(recipe: Recipe, layout: Layout) -> list[Task]:
             tasks.append(Task(f"train:{name}", argv + ["--stage1-from", str(layout.stage1(seed, fold))],
                               [f"stage1:{unit(seed, fold)}", f"build:{spec['manifest']}"], 3.0, resume,
                               out / "last.pt"))
-            for kind, eval_name, checkpoint in (("eval", EVAL_NAME, "best"), ("eval-last", EVAL_LAST_NAME, "last")):
+            for kind, eval_name, checkpoint in (("eval", layout.EVAL_NAME, "best"), ("eval-last", layout.EVAL_LAST_NAME, "last")):
                 evaluate = [sys.executable, "-m", "dat", "evaluate", str(out), "-m", str(layout.manifest(recipe.test)),
                             "--name", eval_name, "--workers", "0", "--checkpoint", checkpoint,
                             "--predictions-cache", str(layout.predictions_cache)] + fold_args
@@ -395,10 +395,3 @@ def detach(argv: list[str], out: Path) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "dat", *argv], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ, TQDM_MININTERVAL="30"))
     return proc.pid
-
-
-def machine() -> str:
-    import torch
-
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-            f"{platform.python_version()}, torch {torch.__version__}")

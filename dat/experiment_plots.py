@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["plot_experiment"]
 
@@ -58,8 +59,6 @@ def plot_auc_vs_snr(result: dict, path: Path) -> bool:
 
 
 def plot_stage3_curves(runs: dict, path: Path) -> bool:
-    from .experiment_report import read_logs
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     drawn = False
@@ -88,8 +87,6 @@ def plot_stage3_curves(runs: dict, path: Path) -> bool:
 
 
 def plot_dc_accuracy(runs: dict, path: Path) -> bool:
-    from .experiment_report import read_logs
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(CURVE_ARMS), figsize=(10, 3.8), sharey=True)
     drawn = False
@@ -128,3 +125,10 @@ def plot_experiment(result: dict, runs: dict, out: Path) -> list[str]:
              "stage3_curves.png": lambda path: plot_stage3_curves(runs, path),
              "dc_accuracy.png": lambda path: plot_dc_accuracy(runs, path)}
     return [name for name, plot in plots.items() if not plot(out / name)]
+
+
+def read_logs(runs: dict[int, list[Path]], name: str) -> pd.DataFrame:
+    """One arm's ``log.csv`` or ``valid.csv`` of every seed (and fold), with seed and fold columns."""
+    frames = [pd.read_csv(run / name).assign(seed=seed, fold=fold) for seed, folds in runs.items()
+              for fold, run in enumerate(folds) if (run / name).is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

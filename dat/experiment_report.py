@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -14,15 +16,13 @@ from noisemix import schema as S
 
 from .claims import analyse, early_change_rows, load_test_predictions, write_claims
 
-__all__ = ["write_report", "finished_runs", "stage3_curves"]
+__all__ = ["write_report", "finished_runs", "stage3_curves", "machine"]
 
 
 def finished_runs(recipe, layout, eval_name: str | None = None) -> dict[str, dict[int, list[Path]]]:
     """``arm -> seed -> [run dir of each fold]`` (one run without folds) of every seed whose
     runs are all evaluated, restricted to seeds every listed arm has."""
-    from .experiment import EVAL_NAME
-
-    eval_name = eval_name or EVAL_NAME
+    eval_name = eval_name or layout.EVAL_NAME
     runs = {arm: {s: [layout.run(arm, s, f) for f in recipe.folds] for s in recipe.seeds} for arm in recipe.arms}
     runs = {arm: {s: paths for s, paths in by_seed.items()
                   if all((p / eval_name / "predictions.parquet").is_file() for p in paths)}
@@ -97,8 +97,6 @@ def _fields(values: dict, prefix: str = "") -> list[str]:
 
 
 def _header(recipe, layout, runs) -> str:
-    from .experiment import machine
-
     wall = layout.out / "wall_time.json"
     sessions = json.loads(wall.read_text())["sessions"] if wall.is_file() else []
     seconds = _covered_seconds(sessions)
@@ -160,7 +158,6 @@ def write_report(recipe, layout) -> Path | None:
     """``claims.md`` (selected models) and ``claims-last.md`` (training's end); on a folded
     benchmark these average over folds and ``claims-pooled.md`` / ``claims-last-pooled.md``
     pool the folds' test clips beside them."""
-    from .experiment import EVAL_LAST_NAME, EVAL_NAME
     from .experiment_plots import plot_experiment
 
     runs = finished_runs(recipe, layout)
@@ -169,10 +166,10 @@ def write_report(recipe, layout) -> Path | None:
         return None
     header = _header(recipe, layout, runs)
     folded = recipe.folds != [None]
-    complete = finished_runs(recipe, layout, EVAL_LAST_NAME) == runs
+    complete = finished_runs(recipe, layout, layout.EVAL_LAST_NAME) == runs
     inputs = _curve_inputs(recipe, layout, runs)
-    selected = load_test_predictions(runs, EVAL_NAME)
-    last_test = load_test_predictions(runs, EVAL_LAST_NAME) if complete else None
+    selected = load_test_predictions(runs, layout.EVAL_NAME)
+    last_test = load_test_predictions(runs, layout.EVAL_LAST_NAME) if complete else None
     for fold_average in ((True, False) if folded else (False,)):
         suffix = "-pooled" if folded and not fold_average else ""
         curves = early_change_rows(**inputs, fold_average=fold_average) if inputs else []
@@ -209,8 +206,8 @@ def _selection_line(runs) -> str:
             f"of its training).")
 
 
-def read_logs(runs: dict[int, list[Path]], name: str) -> pd.DataFrame:
-    """One arm's ``log.csv`` or ``valid.csv`` of every seed (and fold), with seed and fold columns."""
-    frames = [pd.read_csv(run / name).assign(seed=seed, fold=fold) for seed, folds in runs.items()
-              for fold, run in enumerate(folds) if (run / name).is_file()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def machine() -> str:
+    import torch
+
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+            f"{platform.python_version()}, torch {torch.__version__}")
