@@ -36,7 +36,7 @@ def synthetic_sources(clean: int, noise: int, seconds: float, rate: int, block: 
         S.PATH: [f"{r}/{i:06d}.flac" for i, r in enumerate(role)], S.ROLE: role, S.CATEGORY: category,
         S.SUBCATEGORY: "", S.TAGS: [["rock"] if i % 2 else ["piano", "slow"] for i in range(count)],
         S.GROUP: [f"group{i // 4}" for i in range(count)], S.SPLIT: "", S.DURATION_S: seconds,
-        S.NUM_FRAMES: frames, S.SOURCE_SAMPLE_RATE: rate, S.CHANNELS: 1,
+        S.SOURCE_FRAMES: frames, S.SOURCE_SAMPLE_RATE: rate, S.CHANNELS: 1,
         S.SHA256: [f"{i:064x}" for i in range(count)], S.AUDIO_FINGERPRINT: "",
     })
     blocks = -(-frames[0] // block)

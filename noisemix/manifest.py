@@ -104,15 +104,20 @@ def parse_roots(pairs) -> dict[str, Path]:
     return roots
 
 
-def read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None) -> pa.Table:
+def read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None,
+               renames: dict | None = None) -> pa.Table:
     """A parquet table checked against ``table_schema``; ``defaults`` fills columns that
-    tables written by an earlier version lack (name -> the value of every row)."""
+    tables written by an earlier version lack (name -> the value of every row), ``renames``
+    gives columns an earlier schema version named otherwise their names now (old -> new)."""
     if not path.is_file():
         raise S.ManifestError(f"{path}: not found")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise S.ManifestError(f"{path}: not a readable parquet file ({exc})") from None
+    renames = {old: new for old, new in (renames or {}).items() if old in table.column_names}
+    if renames:
+        table = table.rename_columns([renames.get(name, name) for name in table.column_names])
     for name, value in (defaults or {}).items():
         if name not in table.column_names:
             table = table.append_column(name, pa.array([value] * len(table), table_schema.field(name).type))
@@ -128,7 +133,8 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     """
     directory = Path(directory)
     info = S.read_info(directory)
-    sources = read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA).to_pandas()
+    sources = read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA,
+                         renames=S.source_renames(info[S.INFO_SCHEMA_VERSION])).to_pandas()
     mixtures_path = directory / S.MIXTURES_FILE
     mixtures_table = S.with_optional_columns(read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path))
     mixtures = mixtures_table.to_pandas()
@@ -175,7 +181,7 @@ def table_fingerprint(table: pa.Table) -> str:
     digest = hashlib.sha256()
     for name in table.column_names:
         column = table.column(name).combine_chunks()
-        digest.update(f"{name}:{column.type}\n".encode())
+        digest.update(f"{S.FINGERPRINT_NAMES.get(name, name)}:{column.type}\n".encode())
         if pa.types.is_list(column.type):
             digest.update(np.asarray(column.value_lengths().fill_null(0), dtype="<i8").tobytes())
             column = column.flatten()
@@ -191,11 +197,13 @@ def fingerprint_differences(directory) -> list[str]:
     """One line per table of a manifest whose content no longer has the fingerprint that
     ``manifest.json`` records (rows edited after the build, or the record itself changed)."""
     directory = Path(directory)
-    recorded = S.read_info(directory).get(S.INFO_FINGERPRINTS, {})
+    info = S.read_info(directory)
+    recorded = info.get(S.INFO_FINGERPRINTS, {})
     lines = []
     for name, file, table_schema in ((S.FINGERPRINT_SOURCES, S.SOURCES_FILE, S.SOURCES_SCHEMA),
                                      (S.FINGERPRINT_MIXTURES, S.MIXTURES_FILE, S.MIXTURES_SCHEMA)):
-        table = read_table(directory / file, table_schema)
+        renames = S.source_renames(info[S.INFO_SCHEMA_VERSION]) if name == S.FINGERPRINT_SOURCES else {}
+        table = read_table(directory / file, table_schema, renames=renames)
         if name == S.FINGERPRINT_MIXTURES:  # fingerprinted as written: optional columns only where used
             table, _ = S.without_unused_optional_columns(S.with_optional_columns(table, str(directory / file)))
         computed = table_fingerprint(_as_built(table))

@@ -14,8 +14,10 @@ A manifest is a directory with three files:
     ``noise_gain * noise_segment``, where the noise segment starts at ``noise_offset``
     of the (looped when ``noise_looped``) noise source, or, where ``noise_next_ids`` is
     not empty (schema version 2), goes on into those recordings one after another,
-    crossfaded (``--noise-fill concat``). All offsets and lengths are in
-    samples at the manifest's ``sample_rate``, after downmix to mono and resampling.
+    crossfaded (``--noise-fill concat``). All offsets and lengths (``num_frames``) are in
+    samples at the manifest's ``sample_rate``, after downmix to mono and resampling; a
+    source's own length at its own rate is ``source_frames`` (``num_frames`` before
+    schema version 3, read under the new name).
 ``manifest.json``
     Schema and tool versions, the fully resolved build spec, seed, resampler and
     input fingerprints (:data:`INFO_KEYS`).
@@ -37,7 +39,7 @@ __all__ = [
     "check_relative_path", "read_info", "INFO_KEYS",
 ]
 
-SCHEMA_VERSION = 2  # the newest this noisemix reads; a manifest records the oldest that describes it
+SCHEMA_VERSION = 3  # the newest this noisemix reads; a manifest records the oldest that describes it
 
 SOURCES_FILE = "sources.parquet"
 MIXTURES_FILE = "mixtures.parquet"
@@ -60,7 +62,7 @@ TAGS = "tags"                    # list of tag names (clean music)
 GROUP = "group"                  # recording / artist / album / speaker: the unit of a split
 SPLIT = "split"                  # train / valid / test
 DURATION_S = "duration_s"        # duration of the file in seconds
-NUM_FRAMES = "num_frames"        # frames at the file's own sample rate
+SOURCE_FRAMES = "source_frames"  # frames at the file's own sample rate (``num_frames`` before version 3)
 SOURCE_SAMPLE_RATE = "source_sample_rate"
 CHANNELS = "channels"
 SHA256 = "sha256"                # of the file bytes
@@ -77,7 +79,7 @@ SOURCES_SCHEMA = pa.schema([
     pa.field(GROUP, pa.string(), nullable=False),
     pa.field(SPLIT, pa.string(), nullable=False),
     pa.field(DURATION_S, pa.float64(), nullable=False),
-    pa.field(NUM_FRAMES, pa.int64(), nullable=False),
+    pa.field(SOURCE_FRAMES, pa.int64(), nullable=False),
     pa.field(SOURCE_SAMPLE_RATE, pa.int32(), nullable=False),
     pa.field(CHANNELS, pa.int16(), nullable=False),
     pa.field(SHA256, pa.string(), nullable=False),
@@ -89,7 +91,7 @@ MIXTURE_ID = "mixture_id"        # stable id, unique in the manifest
 SAMPLE_RATE = "sample_rate"      # output sample rate of the mixture
 CLEAN_SOURCE_ID = "clean_source_id"
 CLEAN_OFFSET = "clean_offset"    # first sample of the clean segment
-NUM_OUTPUT_FRAMES = "num_frames"  # segment length in samples at sample_rate
+NUM_OUTPUT_FRAMES = "num_frames"  # segment length in samples at sample_rate (the manifest's one num_frames)
 NOISE_SOURCE_ID = "noise_source_id"  # '' for a clean reference row
 NOISE_CATEGORY = "noise_category"    # '' for a clean reference row
 NOISE_SUBCATEGORY = "noise_subcategory"
@@ -136,6 +138,21 @@ OPTIONAL_MIXTURE_FIELDS = {
 MIXTURES_FULL_SCHEMA = pa.schema(list(MIXTURES_SCHEMA) + [f for f, _, _ in OPTIONAL_MIXTURE_FIELDS.values()])
 
 
+# Sources columns a schema version renamed: name -> (the name before, the version that renamed it).
+# A manifest older than the rename is read under the new name; every manifest written now is at
+# least MIN_WRITTEN_VERSION.
+RENAMED_SOURCE_COLUMNS = {SOURCE_FRAMES: ("num_frames", 3)}
+MIN_WRITTEN_VERSION = max(since for _, since in RENAMED_SOURCE_COLUMNS.values())
+# Fingerprints hash each column under the name it had when fingerprints were first recorded, so a
+# rename changes no benchmark's fingerprint: a rebuilt benchmark still shows the ones its card lists.
+FINGERPRINT_NAMES = {name: before for name, (before, _) in RENAMED_SOURCE_COLUMNS.items()}
+
+
+def source_renames(version: int) -> dict[str, str]:
+    """``{name in the file: name now}`` of the sources table of a manifest of schema ``version``."""
+    return {before: name for name, (before, since) in RENAMED_SOURCE_COLUMNS.items() if version < since}
+
+
 def with_optional_columns(table: pa.Table, where: str) -> pa.Table:
     """``table`` with every optional mixtures column, checked where present, empty where not."""
     for name, (field, _, default) in OPTIONAL_MIXTURE_FIELDS.items():
@@ -151,8 +168,8 @@ def with_optional_columns(table: pa.Table, where: str) -> pa.Table:
 
 
 def without_unused_optional_columns(table: pa.Table) -> tuple[pa.Table, int]:
-    """``table`` without the optional columns no row uses, and the schema version it needs."""
-    version = 1
+    """``table`` without the optional columns no row uses, and the schema version the manifest needs."""
+    version = MIN_WRITTEN_VERSION
     for name, (field, since, default) in OPTIONAL_MIXTURE_FIELDS.items():
         if name not in table.column_names:
             continue

@@ -46,7 +46,7 @@ METADATA_FILES = {"clean": ("tags.csv", "tags.tsv"), "noise": ("groups.csv", "gr
 MAX_CHANNELS = 2
 # A noise recording shorter than this would be looped into a buzz or a constant, not noise.
 MIN_NOISE_SECONDS = 0.1
-_FILE_FIELDS = (S.NUM_FRAMES, S.SOURCE_SAMPLE_RATE, S.CHANNELS, S.SHA256, S.AUDIO_FINGERPRINT)
+_FILE_FIELDS = (S.SOURCE_FRAMES, S.SOURCE_SAMPLE_RATE, S.CHANNELS, S.SHA256, S.AUDIO_FINGERPRINT)
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,8 @@ def _file_details(item: CorpusInput, relpaths: list[str], workers: int, progress
     if item.role == "noise":
         for rel in relpaths:
             entry = cached.get(rel)
-            if entry and entry[S.NUM_FRAMES] < MIN_NOISE_SECONDS * entry[S.SOURCE_SAMPLE_RATE]:
-                bad.append((str(folder / rel), f"too short for noise: {entry[S.NUM_FRAMES]} sample(s) at "
+            if entry and entry[S.SOURCE_FRAMES] < MIN_NOISE_SECONDS * entry[S.SOURCE_SAMPLE_RATE]:
+                bad.append((str(folder / rel), f"too short for noise: {entry[S.SOURCE_FRAMES]} sample(s) at "
                             f"{entry[S.SOURCE_SAMPLE_RATE]} Hz (at least {MIN_NOISE_SECONDS} s; it would loop into a "
                             f"tone or a constant)"))
     failed = {Path(p).relative_to(folder).as_posix() for p, _ in bad}
@@ -215,7 +215,7 @@ def _file_details(item: CorpusInput, relpaths: list[str], workers: int, progress
     if use_cache and todo:
         _save_cache(cache_file, cached)
     details = pd.DataFrame(rows, columns=["_rel", *_FILE_FIELDS, "_stamp"])
-    details[S.DURATION_S] = details[S.NUM_FRAMES] / details[S.SOURCE_SAMPLE_RATE].where(details[S.SOURCE_SAMPLE_RATE] > 0, 1)
+    details[S.DURATION_S] = details[S.SOURCE_FRAMES] / details[S.SOURCE_SAMPLE_RATE].where(details[S.SOURCE_SAMPLE_RATE] > 0, 1)
     return details.drop(columns="_stamp"), bad
 
 
@@ -237,7 +237,7 @@ def examine_file(path: str, index: IndexRequest | None = None) -> dict | str:
         sha = sha256_file(Path(path))
         if index is not None and not index.path(sha).is_file():
             index.store(sha, to_mono(data, rate, index.sample_rate))
-        return {S.NUM_FRAMES: int(data.shape[0]), S.SOURCE_SAMPLE_RATE: int(rate), S.CHANNELS: int(data.shape[1]),
+        return {S.SOURCE_FRAMES: int(data.shape[0]), S.SOURCE_SAMPLE_RATE: int(rate), S.CHANNELS: int(data.shape[1]),
                 S.SHA256: sha, S.AUDIO_FINGERPRINT: "pcm16:" + hashlib.sha256(pcm.tobytes()).hexdigest()}
     except AudioError as exc:
         return exc.problem
@@ -271,6 +271,8 @@ def _load_cache(path: Path) -> dict[str, dict]:
         table = pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowInvalid):
         return {}  # an unreadable cache is only a slower scan
+    if set(_FILE_FIELDS) - set(table.columns):
+        return {}  # written by a noisemix that named its fields otherwise: scan again
     return {row.pop("_rel"): row for row in table.to_dict("records")}
 
 

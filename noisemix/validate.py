@@ -41,8 +41,8 @@ def validate_rows(sources: pd.DataFrame, mixtures: pd.DataFrame, info: dict, dir
     where_sources, where = Path(directory) / S.SOURCES_FILE, Path(directory) / S.MIXTURES_FILE
     _refuse(where_sources, "source", sources[S.SOURCE_ID], sources[S.SOURCE_SAMPLE_RATE].to_numpy() <= 0,
             S.SOURCE_SAMPLE_RATE, sources[S.SOURCE_SAMPLE_RATE], "is not a sample rate > 0")
-    _refuse(where_sources, "source", sources[S.SOURCE_ID], sources[S.NUM_FRAMES].to_numpy() < 0, S.NUM_FRAMES,
-            sources[S.NUM_FRAMES], "is negative")
+    _refuse(where_sources, "source", sources[S.SOURCE_ID], sources[S.SOURCE_FRAMES].to_numpy() < 0, S.SOURCE_FRAMES,
+            sources[S.SOURCE_FRAMES], "is negative")
     ids = mixtures[S.MIXTURE_ID]
     rate = mixtures[S.SAMPLE_RATE].to_numpy()
     _refuse(where, "mixture", ids, rate <= 0, S.SAMPLE_RATE, mixtures[S.SAMPLE_RATE], "is not a sample rate > 0")
@@ -79,7 +79,7 @@ def _check_extents(sources: pd.DataFrame, mixtures: pd.DataFrame, table, noisy: 
         position = pc.index_in(table.column(source_column), value_set=source_ids).fill_null(-1).to_numpy()
         known = rows & (position >= 0)  # unknown ids are refused by the loader, naming the id
         frames = np.zeros(len(ids), np.int64)
-        frames[known] = frames_at_rate(sources[S.NUM_FRAMES].to_numpy()[position[known]],
+        frames[known] = frames_at_rate(sources[S.SOURCE_FRAMES].to_numpy()[position[known]],
                                        sources[S.SOURCE_SAMPLE_RATE].to_numpy()[position[known]], rate[known])
         if source_column == S.NOISE_SOURCE_ID:  # a looped noise or a sequence only needs to start inside
             following = pc.list_value_length(table.column(S.NOISE_NEXT_IDS)).fill_null(0).to_numpy()

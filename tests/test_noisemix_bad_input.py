@@ -229,7 +229,7 @@ def test_verify_accepts_manifests_with_optional_columns_as_built(corpus_inputs, 
     from noisemix.spec import BuildSpec
 
     build_manifest(corpus_inputs, BuildSpec(seed=2, folds=3, noise_fill="concat"), tmp_path / "m", progress=False)
-    assert json.loads((tmp_path / "m" / S.INFO_FILE).read_text())["schema_version"] == 2
+    assert json.loads((tmp_path / "m" / S.INFO_FILE).read_text())["schema_version"] == 3
     assert fingerprint_differences(tmp_path / "m") == []
     root = Path(__file__).resolve().parents[1] / "manifests"
     for committed in ("demo", "demo-grid"):  # the shared benchmarks verify as committed

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -182,3 +183,30 @@ def test_segment_energies_agree_with_summing_the_materialised_segments():
             worst["block sums"] = max(worst["block sums"], abs(energy - exact) / exact)
             worst["materialised"] = max(worst["materialised"], abs(dsp.power(segment) * length - exact) / exact)
     assert worst["block sums"] < 2e-14, worst
+
+
+def test_schema_3_names_the_sources_frames_and_version_2_manifests_still_read(built_manifest, tmp_path):
+    """Version 3 renamed sources' ``num_frames`` (at the file's rate) to ``source_frames``, so the
+    manifest's one ``num_frames`` is the mixtures' (at the manifest's rate). A version-2 manifest
+    reads under the new name, and fingerprints, taken under the first name, do not move."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from noisemix.manifest import fingerprint_differences
+
+    info = json.loads((built_manifest / S.INFO_FILE).read_text())
+    assert info[S.INFO_SCHEMA_VERSION] == 3 == S.SCHEMA_VERSION
+    written = pq.read_table(built_manifest / S.SOURCES_FILE).column_names
+    assert S.SOURCE_FRAMES in written and "num_frames" not in written
+    old = tmp_path / "v2"
+    shutil.copytree(built_manifest, old)
+    table = pq.read_table(old / S.SOURCES_FILE)
+    pq.write_table(table.rename_columns(["num_frames" if n == S.SOURCE_FRAMES else n for n in table.column_names]),
+                   old / S.SOURCES_FILE)
+    (old / S.INFO_FILE).write_text(json.dumps(dict(info, **{S.INFO_SCHEMA_VERSION: 2})))
+    assert fingerprint_differences(old) == [] and fingerprint_differences(built_manifest) == []
+    pd.testing.assert_frame_equal(load_manifest(old).sources, load_manifest(built_manifest).sources)
+    # The committed demo benchmarks were built before version 3.
+    committed = load_manifest(Path(__file__).resolve().parents[1] / "manifests" / "demo-grid")
+    assert committed.info[S.INFO_SCHEMA_VERSION] < 3 and (committed.sources[S.SOURCE_FRAMES] > 0).all()

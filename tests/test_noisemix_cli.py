@@ -70,7 +70,7 @@ def test_level_noise_fill_loop_limit_and_fold_flags_reach_the_recorded_spec(tmp_
     info = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert {k: info["spec"][k] for k in ("noise_fill", "max_loops", "folds", "headroom_db", "level")} == {
         "noise_fill": "concat", "max_loops": 2, "folds": 3, "headroom_db": 9.0, "level": "match-clean"}
-    assert info["schema_version"] == 2
+    assert info["schema_version"] == 3
 
 
 def test_both_commands_tell_their_version_and_run_as_modules():

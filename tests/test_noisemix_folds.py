@@ -27,7 +27,7 @@ def folded(small_demo_corpus, tmp_path_factory):
 
 def test_clips_and_noise_stay_in_one_fold_and_meet_only_their_own(folded):
     rows, sources = folded.mixtures, folded.sources
-    assert folded.info["schema_version"] == 2 and folded.info["spec"]["folds"] == FOLDS
+    assert folded.info["schema_version"] == 3 and folded.info["spec"]["folds"] == FOLDS
     assert set(rows[S.FOLD]) == set(range(FOLDS))
     clean_group = rows[S.CLEAN_SOURCE_ID].map(sources[S.GROUP])
     assert (rows.groupby(clean_group)[S.FOLD].nunique() == 1).all()  # a piece never straddles folds

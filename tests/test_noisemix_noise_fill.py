@@ -70,16 +70,16 @@ def test_rows_mix_at_their_snr_and_windows_equal_the_whole(concat):
         assert np.max(np.abs(whole)) <= dsp.PEAK_LIMIT
 
 
-def test_concat_manifests_are_version_2_and_regenerate_while_loop_manifests_keep_version_1(
+def test_concat_manifests_regenerate_and_only_they_carry_the_next_ids_column(
         concat, small_demo_corpus, tmp_path):
     corpus, _ = small_demo_corpus
-    assert concat.info["schema_version"] == 2 and concat.info["spec"]["noise_fill"] == "concat"
+    assert concat.info["schema_version"] == 3 and concat.info["spec"]["noise_fill"] == "concat"
     again = _build(corpus, tmp_path / "again", noise_fill="concat")
     assert again.info["fingerprints"] == concat.info["fingerprints"]
     loop = _build(corpus, tmp_path / "loop")
-    assert loop.info["schema_version"] == 1 and "noise_fill" not in loop.info["spec"]
+    assert loop.info["schema_version"] == 3 and "noise_fill" not in loop.info["spec"]
     written = json.loads((tmp_path / "loop" / S.INFO_FILE).read_text())
-    assert written["schema_version"] == 1
+    assert written["schema_version"] == 3  # the oldest that names sources' source_frames
     import pyarrow.parquet as pq
 
     assert S.NOISE_NEXT_IDS not in pq.read_schema(tmp_path / "loop" / S.MIXTURES_FILE).names

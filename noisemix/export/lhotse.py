@@ -91,7 +91,7 @@ class _CutBuilder:
             from lhotse import AudioSource, Recording
 
             source = self.manifest.sources.loc[source_id]
-            rate, frames = int(source[S.SOURCE_SAMPLE_RATE]), int(source[S.NUM_FRAMES])
+            rate, frames = int(source[S.SOURCE_SAMPLE_RATE]), int(source[S.SOURCE_FRAMES])
             channels = list(range(int(source[S.CHANNELS])))
             recording = Recording(id=source_id, sampling_rate=rate, num_samples=frames, duration=frames / rate,
                                   sources=[AudioSource(type="file", channels=channels,
