@@ -28,7 +28,6 @@ fold. Either way a resample draws pieces within each fold.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 

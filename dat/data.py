@@ -109,7 +109,7 @@ def check_manifest(manifest, config: RunConfig) -> list[str]:
 
 def labelled_rows(manifest, split: str, clean_only: bool = False) -> pd.DataFrame:
     """Rows of ``split`` that carry labels; a clear error when there are none."""
-    rows = manifest.split(split)
+    rows = manifest.split_rows(split)
     if clean_only:
         rows = rows[rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference)]
     kind = "clean " if clean_only else ""
@@ -123,7 +123,7 @@ def labelled_rows(manifest, split: str, clean_only: bool = False) -> pd.DataFram
 
 def target_rows(manifest, split: str = "train") -> pd.DataFrame:
     """Noisy rows of ``split`` without their tags column: the target domain is unlabelled."""
-    rows = manifest.split(split)
+    rows = manifest.split_rows(split)
     rows = rows[~rows[S.NOISE_SOURCE_ID].map(S.is_clean_reference)]
     if rows.empty:
         raise DatError(f"manifest {manifest.directory}: split {split!r} has no noisy rows for the target domain")

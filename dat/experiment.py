@@ -342,6 +342,7 @@ class Runner:
 
 def _check_committed(recipe: Recipe, layout: Layout) -> list[str]:
     """One line per manifest the recipe says must equal a committed one."""
+    from noisemix import load_manifest
     from noisemix import schema as S
 
     lines = []
@@ -350,8 +351,7 @@ def _check_committed(recipe: Recipe, layout: Layout) -> list[str]:
         built = layout.manifest(name) / S.INFO_FILE
         if reference is None or not built.is_file():
             continue
-        ours = S.read_info(built.parent)[S.INFO_FINGERPRINTS]
-        theirs = S.read_info(reference)[S.INFO_FINGERPRINTS]
+        ours, theirs = load_manifest(built.parent).fingerprints, load_manifest(reference).fingerprints
         same = "identical to" if ours == theirs else "DIFFERS from"
         lines.append(f"manifest {name}: {same} {os.path.relpath(reference)}")
     return lines

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from noisemix import load_manifest
 from noisemix import schema as S

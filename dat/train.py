@@ -29,7 +29,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

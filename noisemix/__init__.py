@@ -4,7 +4,7 @@ Public API (what ``dat`` and your own code may use; everything else may change):
 
     from noisemix import load_manifest, Mixer
     manifest = load_manifest("manifests/demo", roots={"demo": "/data/demo"})   # or parse_roots(["demo=/data"])
-    row = manifest.split("test").iloc[0]                      # rows are pandas records (noisemix.schema columns)
+    row = manifest.split_rows("test").iloc[0]                 # rows are pandas records (noisemix.schema columns)
     audio = Mixer(manifest).mix(row)                          # float32, manifest.sample_rate, the row's length
     clean, noise = Mixer(manifest).stems(row)                 # the scaled stems that sum to it (noise: None)
     renders = load_renders("audio/", manifest)                # noisemix render's table; stale renders refused
@@ -24,10 +24,11 @@ from .cache import decoded_dir
 from .dataset import MixtureDataset
 from .errors import NoisemixError
 from .io import atomic_path, write_json, write_text
-from .manifest import Manifest, load_manifest, parse_roots, select_fold
+from .manifest import Manifest, load_manifest, select_fold
 from .mix import MixResult, Mixer, clean_reference_scale, mix_at_snr, mix_row
 from .render import load_renders, rendered_files
 from .rng import stable_key
+from .roots import parse_roots
 from .schema import ManifestError
 from .snr import snr_group_label, snr_groups
 

@@ -20,9 +20,8 @@ import soundfile as sf
 from .cache import cache_limit_bytes, prune_decoded, touch
 from .errors import AudioError
 from .io import atomic_path
-from .schema import check_relative_path
 
-__all__ = ["AudioInfo", "probe", "decode", "load_mono", "resampler_name", "sha256_file", "resolve"]
+__all__ = ["AudioInfo", "probe", "decode", "load_mono", "resampler_name", "sha256_file"]
 
 RESAMPLE_QUALITY = "VHQ"
 MAX_CACHED_ARRAYS = 256  # per DecodedCache, well below the usual limit of 1024 open files
@@ -138,16 +137,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def resolve(roots: dict[str, Path], root: str, relative: str, where: str = "manifest") -> Path:
-    """The file a (root name, relative path) pair names; never outside that root."""
-    # A normalised relative path without a leading '..' cannot leave the folder it is joined to.
-    check_relative_path(relative, where)
-    if root not in roots:
-        known = ", ".join(sorted(roots)) or "none"
-        raise AudioError(relative, f"root {root!r} is not given (known roots: {known}); pass --root {root}=PATH")
-    return Path(os.path.normpath(os.path.join(roots[root], relative)))
 
 
 def _short(exc: BaseException) -> str:

@@ -15,11 +15,12 @@ import pandas as pd
 
 from . import dsp, rng, transforms
 from . import schema as S
-from .audio import DecodedCache, resampler_name, resolve
+from .audio import DecodedCache, resampler_name
 from .cache import cache_dir, decoded_dir
 from .energy import IndexRequest, SourceIndex, block_size_for, segment_energies, source_index
 from .errors import AudioError, NoisemixError
 from .manifest import fold_split, frame_to_table, write_manifest
+from .roots import resolve
 from .adapters import vocabulary as adapter_vocabulary
 from .sources import CorpusInput, scan
 from .spec import BuildSpec

@@ -32,7 +32,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_show_ver
 
 
 def _roots(pairs):
-    from .manifest import parse_roots
+    from .roots import parse_roots
 
     return parse_roots(pairs)
 

@@ -30,7 +30,7 @@ class MixtureDataset:
 
     def __init__(self, manifest: Manifest, split: str | None = None, *, stems: bool = False,
                  cache_dir: Path | None = None):
-        self.rows = (manifest.mixtures if split is None else manifest.split(split)).to_dict("records")
+        self.rows = (manifest.mixtures if split is None else manifest.split_rows(split)).to_dict("records")
         self.sample_rate = manifest.sample_rate
         self.vocabulary = manifest.tags
         self._tag_index = {tag: i for i, tag in enumerate(self.vocabulary)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema as S
-from .audio import resolve
+from .roots import check_relative_path, resolve
 from .io import write_json, write_parquet
-from .validate import validate_rows
+from .validate import validate_rows, validate_table
 
-__all__ = ["Manifest", "load_manifest", "read_table", "write_manifest", "frame_to_table", "table_fingerprint", "fingerprint_differences", "parse_roots"]
+__all__ = ["Manifest", "load_manifest", "read_info", "read_table", "write_manifest", "frame_to_table", "table_fingerprint",
+           "fingerprint_differences"]
 
 
 @dataclass
@@ -69,8 +71,16 @@ class Manifest:
         columns = (self.sources[S.ROOT], self.sources[S.PATH], self.sources[S.SHA256])
         return dict(zip(self.sources.index, zip(*columns)))
 
+    def split_rows(self, split: str) -> pd.DataFrame:
+        """The mixture rows of one split (train, valid or test), in manifest order."""
+        return self.mixtures[self.mixtures[S.SPLIT] == split]
+
     def split(self, name: str) -> pd.DataFrame:
-        return self.mixtures[self.mixtures[S.SPLIT] == name]
+        """Deprecated name of :meth:`split_rows` (it selects rows; it never splits anything)."""
+        import warnings
+
+        warnings.warn("Manifest.split(name) is now Manifest.split_rows(name)", DeprecationWarning, stacklevel=2)
+        return self.split_rows(name)
 
 
 def select_fold(manifest: Manifest, fold: int) -> Manifest:
@@ -93,15 +103,29 @@ def fold_split(fold, folds: int, test_fold: int = 0) -> np.ndarray:
     return np.where(fold == test_fold, "test", np.where(fold == (test_fold + 1) % folds, "valid", "train"))
 
 
-def parse_roots(pairs) -> dict[str, Path]:
-    """``["name=/path", ...]`` to a dict; a clear error for anything else."""
-    roots = {}
-    for pair in pairs or []:
-        name, sep, path = str(pair).partition("=")
-        if not sep or not name or not path:
-            raise S.ManifestError(f"--root {pair!r}: expected NAME=PATH")
-        roots[name] = Path(path).expanduser()
-    return roots
+def read_info(directory: Path) -> dict:
+    """Read and check ``manifest.json`` of a manifest directory."""
+    info_path = Path(directory) / S.INFO_FILE
+    if not info_path.is_file():
+        raise S.ManifestError(f"{info_path}: not found (is {directory} a noisemix manifest directory?)")
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise S.ManifestError(f"{info_path}: unreadable JSON ({exc})") from exc
+    if not isinstance(info, dict):
+        raise S.ManifestError(f"{info_path}: expected a JSON object")
+    missing = [k for k in S.INFO_KEYS if k not in info]
+    if missing:
+        raise S.ManifestError(f"{info_path}: missing key(s) {', '.join(missing)}")
+    version = info[S.INFO_SCHEMA_VERSION]
+    if not isinstance(version, int) or version < 1:
+        raise S.ManifestError(f"{info_path}: schema_version {version!r} is not a positive integer")
+    if version > S.SCHEMA_VERSION:
+        raise S.ManifestError(
+            f"{info_path}: schema version {version} is newer than this noisemix supports "
+            f"({S.SCHEMA_VERSION}); upgrade noisemix"
+        )
+    return info
 
 
 def read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None,
@@ -121,7 +145,7 @@ def read_table(path: Path, table_schema: pa.Schema, defaults: dict | None = None
     for name, value in (defaults or {}).items():
         if name not in table.column_names:
             table = table.append_column(name, pa.array([value] * len(table), table_schema.field(name).type))
-    return S.validate_table(table, table_schema, str(path))
+    return validate_table(table, table_schema, str(path))
 
 
 def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
@@ -132,14 +156,14 @@ def load_manifest(directory, roots: dict[str, Path] | None = None) -> Manifest:
     relative and inside its root.
     """
     directory = Path(directory)
-    info = S.read_info(directory)
+    info = read_info(directory)
     sources = read_table(directory / S.SOURCES_FILE, S.SOURCES_SCHEMA,
                          renames=S.source_renames(info[S.INFO_SCHEMA_VERSION])).to_pandas()
     mixtures_path = directory / S.MIXTURES_FILE
     mixtures_table = S.with_optional_columns(read_table(mixtures_path, S.MIXTURES_SCHEMA), str(mixtures_path))
     mixtures = mixtures_table.to_pandas()
     for source_id, path in zip(sources[S.SOURCE_ID], sources[S.PATH]):
-        S.check_relative_path(path, f"{directory / S.SOURCES_FILE} (source {source_id})")
+        check_relative_path(path, f"{directory / S.SOURCES_FILE} (source {source_id})")
     if sources[S.SOURCE_ID].duplicated().any():
         raise S.ManifestError(f"{directory / S.SOURCES_FILE}: duplicate source ids")
     known = set(sources[S.SOURCE_ID])
@@ -197,7 +221,7 @@ def fingerprint_differences(directory) -> list[str]:
     """One line per table of a manifest whose content no longer has the fingerprint that
     ``manifest.json`` records (rows edited after the build, or the record itself changed)."""
     directory = Path(directory)
-    info = S.read_info(directory)
+    info = read_info(directory)
     recorded = info.get(S.INFO_FINGERPRINTS, {})
     lines = []
     for name, file, table_schema in ((S.FINGERPRINT_SOURCES, S.SOURCES_FILE, S.SOURCES_SCHEMA),
@@ -217,9 +241,9 @@ def fingerprint_differences(directory) -> list[str]:
 def _as_built(table: pa.Table) -> pa.Table:
     """A table read back from parquet in the types the builder fingerprinted: parquet names a
     list's values ``element`` where arrow, and so the recorded fingerprint, says ``item``."""
-    for index, field in enumerate(table.schema):
-        if pa.types.is_list(field.type):
-            table = table.set_column(index, field.name, table.column(index).cast(pa.list_(field.type.value_type)))
+    for index, column in enumerate(table.schema):
+        if pa.types.is_list(column.type):
+            table = table.set_column(index, column.name, table.column(index).cast(pa.list_(column.type.value_type)))
     return table
 
 
@@ -237,8 +261,8 @@ def write_manifest(directory: Path, sources: pa.Table, mixtures: pa.Table, info:
     """Write the three files atomically (manifest.json last, so it marks completeness)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    sources = S.validate_table(sources, S.SOURCES_SCHEMA, "sources")
-    mixtures = S.validate_table(mixtures, S.MIXTURES_SCHEMA, "mixtures")
+    sources = validate_table(sources, S.SOURCES_SCHEMA, "sources")
+    mixtures = validate_table(mixtures, S.MIXTURES_SCHEMA, "mixtures")
     mixtures, version = S.without_unused_optional_columns(mixtures)
     info = dict(info)
     info[S.INFO_SCHEMA_VERSION] = version

@@ -27,6 +27,7 @@ from .errors import NoisemixError
 from .io import write_bytes, write_parquet
 from .manifest import Manifest, frame_to_table, load_manifest, read_table
 from .mix import Mixer, is_elementwise
+from .roots import check_relative_path
 
 __all__ = ["render_manifest", "load_renders", "rendered_files", "parse_shard", "renders_file", "render_keys",
            "render_status", "MIXING_VERSION"]
@@ -108,7 +109,7 @@ def load_renders(directory, manifest: Manifest | None = None) -> pd.DataFrame:
     frame = pd.concat([read_table(path, S.RENDERS_SCHEMA, defaults).to_pandas() for path in tables],
                       ignore_index=True)
     for path in frame[S.OUTPUT_PATH]:
-        S.check_relative_path(path, f"{directory} renders table")
+        check_relative_path(path, f"{directory} renders table")
     frame = frame.drop_duplicates([S.MIXTURE_ID, S.STEM], keep="last").reset_index(drop=True)
     if manifest is not None:
         _refuse_stale(directory, manifest, frame)

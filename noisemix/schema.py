@@ -25,18 +25,14 @@ A manifest is a directory with three files:
 
 from __future__ import annotations
 
-import json
 import math
-import posixpath
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
     "SCHEMA_VERSION", "SOURCES_SCHEMA", "MIXTURES_SCHEMA", "RENDERS_SCHEMA",
-    "ROLES", "CATEGORIES", "SPLITS", "ManifestError", "validate_table",
-    "check_relative_path", "read_info", "INFO_KEYS",
+    "ROLES", "CATEGORIES", "SPLITS", "ManifestError", "INFO_KEYS",
 ]
 
 SCHEMA_VERSION = 3  # the newest this noisemix reads; a manifest records the oldest that describes it
@@ -226,75 +222,6 @@ FINGERPRINT_SOURCES, FINGERPRINT_MIXTURES = "sources", "mixtures"  # the keys of
 
 class ManifestError(ValueError):
     """A manifest (or a table in one) that does not follow this schema."""
-
-
-def validate_table(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
-    """Check ``table`` against ``schema`` and return it with columns in schema order.
-
-    Extra columns are kept after the schema's columns. A missing column or a column of
-    another type raises :class:`ManifestError` naming ``where`` and the column.
-    """
-    missing = [f.name for f in schema if f.name not in table.column_names]
-    if missing:
-        raise ManifestError(f"{where}: missing column(s) {', '.join(missing)}")
-    columns, fields = [], []
-    for field in schema:
-        column = table.column(field.name)
-        if column.type != field.type:
-            try:
-                column = column.cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise ManifestError(
-                    f"{where}: column {field.name} has type {column.type}, expected {field.type}"
-                ) from exc
-        if not field.nullable and column.null_count:
-            raise ManifestError(f"{where}: column {field.name} has {column.null_count} empty value(s)")
-        columns.append(column)
-        fields.append(field)
-    for name in table.column_names:
-        if name not in schema.names:
-            columns.append(table.column(name))
-            fields.append(table.schema.field(name))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
-
-
-def check_relative_path(path: str, where: str) -> str:
-    """Return ``path`` if it is a clean relative POSIX path; raise otherwise.
-
-    Manifests must work on another machine, so a stored path is always relative to a
-    named root and may never climb out of it.
-    """
-    if not path or path.startswith("/") or (len(path) > 1 and path[1] == ":") or "\\" in path:
-        raise ManifestError(f"{where}: path {path!r} must be relative to its root (POSIX form)")
-    normal = posixpath.normpath(path)
-    if normal != path or normal == ".." or normal.startswith("../"):
-        raise ManifestError(f"{where}: path {path!r} climbs out of its root or is not normalised")
-    return path
-
-
-def read_info(directory: Path) -> dict:
-    """Read and check ``manifest.json`` of a manifest directory."""
-    info_path = Path(directory) / INFO_FILE
-    if not info_path.is_file():
-        raise ManifestError(f"{info_path}: not found (is {directory} a noisemix manifest directory?)")
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{info_path}: unreadable JSON ({exc})") from exc
-    if not isinstance(info, dict):
-        raise ManifestError(f"{info_path}: expected a JSON object")
-    missing = [k for k in INFO_KEYS if k not in info]
-    if missing:
-        raise ManifestError(f"{info_path}: missing key(s) {', '.join(missing)}")
-    version = info[INFO_SCHEMA_VERSION]
-    if not isinstance(version, int) or version < 1:
-        raise ManifestError(f"{info_path}: schema_version {version!r} is not a positive integer")
-    if version > SCHEMA_VERSION:
-        raise ManifestError(
-            f"{info_path}: schema version {version} is newer than this noisemix supports "
-            f"({SCHEMA_VERSION}); upgrade noisemix"
-        )
-    return info
 
 
 def is_clean_reference(noise_source_id: str) -> bool:

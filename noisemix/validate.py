@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import schema as S
 
@@ -134,3 +135,33 @@ def _refuse(where: Path, what: str, ids: pd.Series, bad: np.ndarray, column: str
     value = value.item() if isinstance(value, np.generic) else value  # 'nan', not 'np.float64(nan)'
     raise S.ManifestError(f"{where}: {what} {ids.iloc[first]}: {column} {value!r} {problem}"
                           + (f" (and {more} more row(s))" if more else ""))
+
+
+def validate_table(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+    """Check ``table`` against ``schema`` and return it with columns in schema order.
+
+    Extra columns are kept after the schema's columns. A missing column or a column of
+    another type raises :class:`ManifestError` naming ``where`` and the column.
+    """
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise S.ManifestError(f"{where}: missing column(s) {', '.join(missing)}")
+    columns, fields = [], []
+    for field in schema:
+        column = table.column(field.name)
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise S.ManifestError(
+                    f"{where}: column {field.name} has type {column.type}, expected {field.type}"
+                ) from exc
+        if not field.nullable and column.null_count:
+            raise S.ManifestError(f"{where}: column {field.name} has {column.null_count} empty value(s)")
+        columns.append(column)
+        fields.append(field)
+    for name in table.column_names:
+        if name not in schema.names:
+            columns.append(table.column(name))
+            fields.append(table.schema.field(name))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))

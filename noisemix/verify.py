@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import schema as S
-from .audio import probe, resolve, sha256_file
+from .audio import probe, sha256_file
 from .errors import AudioError, NoisemixError
 from .render import load_renders
+from .roots import resolve
 from .sources import examine_file
 
 __all__ = ["verify_manifest", "HARMLESS"]

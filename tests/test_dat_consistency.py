@@ -133,7 +133,7 @@ def test_target_rows_can_come_from_pieces_outside_the_labelled_set(tmp_path):
                                      progress=False)
         pieces[which] = set(data.target.rows[S.CLEAN_SOURCE_ID].map(group))
         labelled = set(data.source.rows[S.CLEAN_SOURCE_ID].map(group))
-    train_pieces = set(manifest.split("train")[S.CLEAN_SOURCE_ID].map(group))
+    train_pieces = set(manifest.split_rows("train")[S.CLEAN_SOURCE_ID].map(group))
     assert 0 < len(labelled) < len(train_pieces)  # half the pieces, drawn by name
     assert pieces["labelled"] == labelled and pieces["unlabelled"] == train_pieces - labelled
     assert pieces["all"] == train_pieces and S.TAGS not in data.target.rows.columns

@@ -31,7 +31,7 @@ def test_target_domain_never_loads_tags(manifest, tmp_path):
     assert "labels" not in item
     assert set(item) == {"audio", "domain", "mixture_id"}
     with pytest.raises(ValueError, match="without the tags column"):
-        ClipDataset(manifest.split("train"), data.target.audio, 2187, "target", 0, None)
+        ClipDataset(manifest.split_rows("train"), data.target.audio, 2187, "target", 0, None)
     assert data.source[(0, 0)]["labels"].shape == (len(SYNTH_TAGS),)
 
 
@@ -55,7 +55,7 @@ def test_splits_are_the_documented_rows(manifest, tmp_path):
     # Models are selected on clean validation rows only; noisy ones (target labels) are reported apart.
     assert set(data.valid_clean.rows[S.SPLIT]) == {"valid"} and data.valid_clean.rows[S.NOISE_SOURCE_ID].eq("").all()
     assert data.valid_noisy.rows[S.NOISE_SOURCE_ID].ne("").all()
-    assert len(data.valid_clean.rows) + len(data.valid_noisy.rows) == len(manifest.split("valid"))
+    assert len(data.valid_clean.rows) + len(data.valid_noisy.rows) == len(manifest.split_rows("valid"))
     assert data.noisy_labelled is None
     source_only = prepare_training_data(manifest, config_from_dict({"preset": "tiny", "method": "source-only"}),
                                         tmp_path / "cache", progress=False)

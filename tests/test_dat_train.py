@@ -242,7 +242,7 @@ def test_nan_loss_stops_with_step_and_mixture_ids(manifest_dir, tmp_path):
     _one_line_error(code, out, err, "loss is NaN/inf at stage 1 step 1", "batch mixtures: ", after_progress=True)
     assert "stage 1 (FE + LP)" in err  # the tiny preset shows its bars too
     named = err.split("batch mixtures: ")[1].strip().split(", ")
-    train_ids = set(load_manifest(bad).split("train")[S.MIXTURE_ID])
+    train_ids = set(load_manifest(bad).split_rows("train")[S.MIXTURE_ID])
     assert named and set(named) <= train_ids  # the ids of the batch's (poisoned) training rows
 
 

@@ -20,7 +20,7 @@ MAP = REPO / "ARCHITECTURE.md"
 # (layer, modules): a name ending in ".*" stands for every module of that sub-package.
 LAYERS = {
     "noisemix": [
-        ("foundation", {"errors", "io", "rng", "cache", "dsp", "snr", "schema", "transforms", "audio"}),
+        ("foundation", {"errors", "io", "rng", "cache", "dsp", "snr", "schema", "roots", "transforms", "audio"}),
         ("manifest", {"validate", "manifest"}),
         ("sources", {"adapters", "adapters.*", "corpus", "corpus.*", "synthetic", "energy", "sources"}),
         ("build", {"spec", "recipe", "build"}),

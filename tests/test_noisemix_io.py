@@ -147,7 +147,7 @@ def test_paths_resolve_inside_every_form_of_root(tmp_path, monkeypatch):
     import os
     from pathlib import Path
 
-    from noisemix.audio import resolve
+    from noisemix.roots import resolve
     from noisemix.errors import ManifestError, NoisemixError
 
     monkeypatch.chdir(tmp_path)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import noisemix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +85,7 @@ def test_mixture_dataset_items_are_the_mixer_s_audio_and_wrap_in_a_torch_loader(
 
     manifest = load_manifest(write_synthetic_manifest(tmp_path / "m", tmp_path / "audio"))
     dataset = MixtureDataset(manifest, "valid", stems=True)
-    rows = manifest.split("valid")
+    rows = manifest.split_rows("valid")
     assert len(dataset) == len(rows)
     for i in (0, 1, len(dataset) - 1):
         item, row = dataset[i], rows.iloc[i]
@@ -103,3 +105,16 @@ def test_dat_without_torch_says_which_extra_in_one_line():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "pip install 'noisemix-dat[train]'" in result.stderr
+
+
+def test_split_rows_selects_a_split_and_the_old_name_warns(tmp_path):
+    from noisemix import load_manifest
+    from noisemix import schema as S
+    from noisemix.testing import write_synthetic_manifest
+
+    manifest = load_manifest(write_synthetic_manifest(tmp_path / "m", tmp_path / "audio",
+                                                      clips={"train": 4, "valid": 2, "test": 2}))
+    rows = manifest.split_rows("test")
+    assert len(rows) and set(rows[S.SPLIT]) == {"test"}
+    with pytest.warns(DeprecationWarning, match="split_rows"):
+        assert manifest.split("test").equals(rows)

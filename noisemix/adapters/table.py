@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import NoisemixError
 from ..io import read_text_table
 from .. import schema as S
-from ..schema import ManifestError, check_relative_path
+from ..roots import check_relative_path
+from ..schema import ManifestError
 from .base import Adapter, Listing, corpus_file, present_files
 
 __all__ = ["ADAPTER", "COLUMNS"]
