@@ -50,7 +50,7 @@ def scan(
     on_error: str = typer.Option("fail", "--on-error", help="fail: stop at the first bad file; skip: list it and go on."),
 ):
     """Scan corpora into a sources table (cached: unchanged files are not read again)."""
-    from .inputs import corpus_inputs
+    from .cli_inputs import corpus_inputs
     from .manifest import frame_to_table
     from .io import write_parquet
     from .sources import scan as scan_inputs
@@ -107,7 +107,7 @@ def build(
     --noise musan=PATH, --noise esc50=PATH, --clean/--noise csv=PATH.
     """
     from .build import build_manifest
-    from .inputs import build_spec, corpus_inputs, default_inputs
+    from .cli_inputs import build_spec, corpus_inputs, default_inputs
 
     if recipe is not None:
         _build_recipe(ctx, recipe, out, root, corpus_option, workers, _on_error(on_error), progress)
@@ -139,7 +139,7 @@ def _build_recipe(ctx, recipe_path, out, root, corpus_option, workers, on_error,
     """Build the benchmark a recipe defines, then write its dataset card."""
     from .build import build_manifest
     from .card import write_card
-    from .inputs import parse_corpus_options
+    from .cli_inputs import parse_corpus_options
     from .recipe import load_recipe
 
     given = sorted(name for name in ctx.params if name not in RECIPE_COMPATIBLE

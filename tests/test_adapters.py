@@ -20,7 +20,7 @@ import soundfile as sf
 from noisemix import schema as S
 from noisemix.adapters import ADAPTERS, get_adapter, mtat
 from noisemix.errors import NoisemixError
-from noisemix.inputs import corpus_inputs
+from noisemix.cli_inputs import corpus_inputs
 from noisemix.sources import scan
 
 REPO = Path(__file__).resolve().parents[1]

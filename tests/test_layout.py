@@ -27,7 +27,7 @@ LAYERS = {
         ("mix", {"mix", "dataset"}),
         ("render", {"render", "verify"}),
         ("report", {"stats", "card", "report", "export", "export.*"}),
-        ("interfaces", {"", "__main__", "cli", "inputs", "testing"}),
+        ("interfaces", {"", "__main__", "cli", "cli_inputs", "testing"}),
     ],
     "dat": [
         ("foundation", {"errors", "io", "config", "memory", "distributed", "schedules", "grl", "losses", "metrics",
