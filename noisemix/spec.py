@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from . import schema as S
+from .dsp import DEFAULT_CROSSFADE_S
 from .errors import SpecError
 from .transforms import TransformSpec
 
@@ -126,7 +127,7 @@ class BuildSpec:
     folds: int | None = None                      # K: grouped k-fold (fold 0 tested); None: split_fractions
     clean_references: bool = True
     split_fractions: tuple = (0.8, 0.1, 0.1)
-    crossfade_s: float = 0.01
+    crossfade_s: float = DEFAULT_CROSSFADE_S       # noise loops and joins (dsp.crossfade_length caps it)
     silence_dbfs: float = -60.0
     max_redraws: int = 20
     noise_transforms: tuple = ()                  # TransformSpec, applied to the noise segment
