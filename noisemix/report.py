@@ -151,14 +151,14 @@ def _examples_html(manifest: Manifest, examples: pd.DataFrame, out: Path, render
                        disable=not progress):
         audio, mixed = {}, None
         for stem in S.STEMS:
-            target = out / "audio" / f"{row[S.MIXTURE_ID]}.{stem}.wav"
+            target = out / "audio" / f"{row[S.MIXTURE_ID]}.{stem}.flac"
             source = files.get(stem, {}).get(row[S.MIXTURE_ID])
             if source is not None:
                 target = target.with_suffix(Path(source).suffix)
                 _copy(Path(renders) / source, target)
-            else:  # the row mixed once for all its stems, written as noisemix render writes a WAV
+            else:  # the row mixed once for all its stems, written as noisemix render writes it (FLAC)
                 mixed = mixed or mixer.mixed(row)
-                _write_audio(str(target), dsp.to_pcm16(getattr(mixed, stem)), manifest.sample_rate, "wav")
+                _write_audio(str(target), dsp.to_pcm16(getattr(mixed, stem)), manifest.sample_rate, "flac")
             audio[stem] = target
         cells = "".join(_stem_cell(audio[stem], out, manifest.sample_rate) for stem in S.STEMS)
         lines.append(f"<tr><td>{html.escape(row[S.NOISE_CATEGORY])}</td><td>{row[S.SNR_DB]:g}</td>"
