@@ -1,4 +1,4 @@
-"""The manifest contract: column names, types, version and validation.
+"""The manifest contract: column names, types, schema versions and the keys of manifest.json.
 
 This module is the only place that spells a manifest column name. Everything else,
 inside noisemix and in ``dat``, refers to the constants below.
