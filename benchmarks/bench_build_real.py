@@ -53,7 +53,7 @@ def per_row_seconds(manifest_dir: Path, sample: int) -> tuple[float, int]:
     # or at the recording's end, in samples at the manifest's rate (the decoded length).
     length = {sid: mixer.source(sid).size for sid in rows[S.NOISE_SOURCE_ID].unique()}
     start = rows[S.NOISE_OFFSET].to_numpy()
-    end = start + rows[S.NUM_OUTPUT_FRAMES].to_numpy()
+    end = start + rows[S.NUM_FRAMES].to_numpy()
     aligned = (start % block == 0) & ((end % block == 0) | (end == rows[S.NOISE_SOURCE_ID].map(length).to_numpy()))
     unindexed = rows[rows[S.NOISE_LOOPED].to_numpy() | ~aligned]
     picked = unindexed.sample(min(sample, len(unindexed)), random_state=0)

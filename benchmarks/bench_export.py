@@ -43,7 +43,7 @@ def row_loop(manifest) -> str:
         noisy = m[S.NOISE_SOURCE_ID] != ""
         clean, noise = sources.loc[m[S.CLEAN_SOURCE_ID]], sources.loc[m[S.NOISE_SOURCE_ID]] if noisy else None
         writer.writerow([
-            m[S.MIXTURE_ID], m[S.SPLIT], m[S.SAMPLE_RATE], m[S.NUM_OUTPUT_FRAMES], clean[S.ROOT], clean[S.PATH],
+            m[S.MIXTURE_ID], m[S.SPLIT], m[S.SAMPLE_RATE], m[S.NUM_FRAMES], clean[S.ROOT], clean[S.PATH],
             str(manifest.source_path(m[S.CLEAN_SOURCE_ID])), m[S.CLEAN_OFFSET], repr(m[S.CLEAN_OFFSET] / rate),
             repr(float(m[S.CLEAN_GAIN])), noise[S.ROOT] if noisy else "", noise[S.PATH] if noisy else "",
             str(manifest.source_path(m[S.NOISE_SOURCE_ID])) if noisy else "", m[S.NOISE_OFFSET] if noisy else "",

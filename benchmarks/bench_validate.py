@@ -50,12 +50,12 @@ def row_loop(sources: pd.DataFrame, mixtures: pd.DataFrame, vocabulary: set) -> 
         assert set(row[S.TAGS]) <= vocabulary
         clean = by_id[row[S.CLEAN_SOURCE_ID]]
         frames = frames_at_rate(clean[S.SOURCE_FRAMES], clean[S.SOURCE_SAMPLE_RATE], row[S.SAMPLE_RATE])
-        assert 0 <= row[S.CLEAN_OFFSET] and row[S.CLEAN_OFFSET] + row[S.NUM_OUTPUT_FRAMES] <= frames
+        assert 0 <= row[S.CLEAN_OFFSET] and row[S.CLEAN_OFFSET] + row[S.NUM_FRAMES] <= frames
         if noisy:
             noise = by_id[row[S.NOISE_SOURCE_ID]]
             frames = frames_at_rate(noise[S.SOURCE_FRAMES], noise[S.SOURCE_SAMPLE_RATE], row[S.SAMPLE_RATE])
             wraps = row[S.NOISE_LOOPED] or len(row[S.NOISE_NEXT_IDS]) > 0
-            assert 0 <= row[S.NOISE_OFFSET] < frames if wraps else row[S.NOISE_OFFSET] + row[S.NUM_OUTPUT_FRAMES] <= frames
+            assert 0 <= row[S.NOISE_OFFSET] < frames if wraps else row[S.NOISE_OFFSET] + row[S.NUM_FRAMES] <= frames
 
 
 def main() -> None:

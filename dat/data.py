@@ -80,7 +80,7 @@ def multi_hot(tag_lists, vocabulary: list[str], where: str) -> np.ndarray:
 # --- manifest checks --------------------------------------------------------------
 
 # The columns that decide what a clean row feeds the model (its samples and its targets).
-_CLEAN_ROW_COLUMNS = (S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.CLEAN_OFFSET, S.NUM_OUTPUT_FRAMES, S.CLEAN_GAIN, S.TAGS)
+_CLEAN_ROW_COLUMNS = (S.MIXTURE_ID, S.CLEAN_SOURCE_ID, S.CLEAN_OFFSET, S.NUM_FRAMES, S.CLEAN_GAIN, S.TAGS)
 
 
 def rows_digest(manifest, tables: list[pd.DataFrame]) -> str:
@@ -233,7 +233,7 @@ class ClipDataset(Dataset):
             self.domains = rows[S.NOISE_CATEGORY].map(_category_class).to_numpy(dtype=np.int64)
         else:
             self.domains = np.where(clean, SOURCE_DOMAIN, TARGET_DOMAIN).astype(np.int64)
-        self.short = int((rows[S.NUM_OUTPUT_FRAMES] < input_length).sum())
+        self.short = int((rows[S.NUM_FRAMES] < input_length).sum())
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -241,7 +241,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, key):
         index, epoch = key
         row = self.rows.iloc[index]
-        total = int(row[S.NUM_OUTPUT_FRAMES])
+        total = int(row[S.NUM_FRAMES])
         length = min(total, self.input_length)
         start = crop_start(self.seed, self.domain, epoch, row[S.MIXTURE_ID], total, length)
         audio = pad_to(self.audio.window(row, start, length), self.input_length)
@@ -265,17 +265,17 @@ class ChunkDataset(Dataset):
         self.rows = rows
         self.audio = audio
         self.input_length = input_length
-        counts = np.maximum(rows[S.NUM_OUTPUT_FRAMES].to_numpy() // input_length, 1)
+        counts = np.maximum(rows[S.NUM_FRAMES].to_numpy() // input_length, 1)
         self.row_of = np.repeat(np.arange(len(rows)), counts)
         self.chunk_of = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, int)
-        self.short = int((rows[S.NUM_OUTPUT_FRAMES] < input_length).sum())
+        self.short = int((rows[S.NUM_FRAMES] < input_length).sum())
 
     def __len__(self) -> int:
         return len(self.row_of)
 
     def __getitem__(self, k: int):
         row = self.rows.iloc[int(self.row_of[k])]
-        total = int(row[S.NUM_OUTPUT_FRAMES])
+        total = int(row[S.NUM_FRAMES])
         start = int(self.chunk_of[k]) * self.input_length
         audio = self.audio.window(row, start, min(self.input_length, total - start))
         return {"audio": torch.from_numpy(pad_to(np.ascontiguousarray(audio, dtype=np.float32), self.input_length)),

@@ -224,7 +224,7 @@ def _segments(build: _Build) -> pd.DataFrame:
     number = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, np.int64)
     length = np.repeat(lengths, counts)
     segments = pd.DataFrame({CLEAN_ROW: row, SEGMENT: number, S.CLEAN_OFFSET: number * length,
-                             S.NUM_OUTPUT_FRAMES: length})
+                             S.NUM_FRAMES: length})
     segments[CLEAN_POWER] = build.index.power(row, segments[S.CLEAN_OFFSET].to_numpy(), length)
     return segments.assign(**{name: sources[name].to_numpy()[row] for name in (S.SPLIT, S.FOLD, POOL)},
                            **{S.CLEAN_SOURCE_ID: sources[S.SOURCE_ID].to_numpy()[row]})
@@ -243,7 +243,7 @@ def plan_mixtures(sources, index, spec, roots, audio, report) -> pd.DataFrame:
     rows = _draw_split_rows(segments, build)
     of_segment = rows[SEGMENT_ROW].to_numpy()
     rows = rows.assign(**{name: segments[name].to_numpy()[of_segment] for name in (
-        S.CLEAN_SOURCE_ID, SEGMENT, S.SPLIT, S.FOLD, POOL, S.NUM_OUTPUT_FRAMES, CLEAN_ROW, S.CLEAN_OFFSET)})
+        S.CLEAN_SOURCE_ID, SEGMENT, S.SPLIT, S.FOLD, POOL, S.NUM_FRAMES, CLEAN_ROW, S.CLEAN_OFFSET)})
     rows = _choose_noise(rows, build)
     rows, reference_gain = _gains(rows, segments, build)
     if spec.clean_references:
@@ -257,7 +257,7 @@ def _fill_unaligned(segments, build: _Build):
     for i in np.flatnonzero(np.isnan(power)):
         row = segments.iloc[i]
         offset = int(row[S.CLEAN_OFFSET])
-        power[i] = dsp.power(build.source_audio(row[CLEAN_ROW])[offset:offset + int(row[S.NUM_OUTPUT_FRAMES])])
+        power[i] = dsp.power(build.source_audio(row[CLEAN_ROW])[offset:offset + int(row[S.NUM_FRAMES])])
     return power
 
 
@@ -366,7 +366,7 @@ def _repeats(rows, build: _Build) -> np.ndarray:
     or the most repeated recording of a sequence (0 when nothing repeats)."""
     out = np.zeros(len(rows), dtype=np.int64)
     for i, (row, offset, length, looped, following) in enumerate(zip(
-            rows[NOISE_ROW], rows[S.NOISE_OFFSET], rows[S.NUM_OUTPUT_FRAMES], rows[S.NOISE_LOOPED],
+            rows[NOISE_ROW], rows[S.NOISE_OFFSET], rows[S.NUM_FRAMES], rows[S.NOISE_LOOPED],
             rows[NOISE_FOLLOWING])):
         if following:
             out[i] = max(Counter((row, *following)).values()) - 1
@@ -399,7 +399,7 @@ def _draw_noise(rows, pending, codes, pools, attempt, build: _Build) -> None:
     spec, index = build.spec, build.index
     keys = rows[KEY].to_numpy()[pending]
     stream = attempt * REDRAW_STREAM_STEP
-    lengths = rows[S.NUM_OUTPUT_FRAMES].to_numpy()[pending]
+    lengths = rows[S.NUM_FRAMES].to_numpy()[pending]
     chosen = np.empty(len(pending), dtype=np.int64)
     for code, pool in pools.items():
         mask = codes == code
@@ -474,7 +474,7 @@ def _gains(rows, segments, build: _Build) -> tuple[pd.DataFrame, np.ndarray]:
     gives the segment headroom)."""
     spec, index = build.spec, build.index
     of_segment = rows[SEGMENT_ROW].to_numpy()
-    length = rows[S.NUM_OUTPUT_FRAMES].to_numpy()
+    length = rows[S.NUM_FRAMES].to_numpy()
     clean_peak = index.peak_bound(rows[CLEAN_ROW].to_numpy(), rows[S.CLEAN_OFFSET].to_numpy(), length)
     noise_peak = _noise_peak_bound(rows, index)
     clean_power, noise_power = segments[CLEAN_POWER].to_numpy()[of_segment], rows[NOISE_POWER].to_numpy().copy()
@@ -505,7 +505,7 @@ def _gains(rows, segments, build: _Build) -> tuple[pd.DataFrame, np.ndarray]:
 def _transformed_noise(row, build: _Build):
     """A row's noise transforms (drawn from its key), the transformed noise's power and peak,
     and, under ``--snr-definition lufs``, the (clean, noise) loudness as power (else None)."""
-    spec, length = build.spec, int(row[S.NUM_OUTPUT_FRAMES])
+    spec, length = build.spec, int(row[S.NUM_FRAMES])
     noise = build.noise_samples(row[NOISE_ROW], row[S.NOISE_OFFSET], length, row[S.NOISE_LOOPED], row[NOISE_FOLLOWING])
     drawn = transforms.draw(list(spec.noise_transforms), spec.seed, int(row[KEY]), length, spec.sample_rate)
     noise = transforms.apply(drawn, noise, spec.sample_rate)
@@ -528,7 +528,7 @@ def _noise_peak_bound(rows, index) -> np.ndarray:
     # sequence's first recording plays from its offset to its end.
     peak = index.peak_bound(position, np.where(looped & ~sequence, 0, offset),
                             np.where(sequence, frames - offset,
-                                     np.where(looped, frames, rows[S.NUM_OUTPUT_FRAMES].to_numpy())))
+                                     np.where(looped, frames, rows[S.NUM_FRAMES].to_numpy())))
     for i in np.flatnonzero(sequence):
         parts = np.array(following[i])
         peak[i] = max(peak[i], float(index.peak_bound(parts, np.zeros_like(parts), index.frames[parts]).max()))
@@ -540,7 +540,7 @@ def clean_headroom(segments, index, headroom_db: float) -> np.ndarray:
     ``headroom_db`` below full scale (1 when already there). From the clean alone, so the
     clean reference does not depend on the noise drawn for the segment's mixtures."""
     clean_peak = index.peak_bound(segments[CLEAN_ROW].to_numpy(), segments[S.CLEAN_OFFSET].to_numpy(),
-                                  segments[S.NUM_OUTPUT_FRAMES].to_numpy())
+                                  segments[S.NUM_FRAMES].to_numpy())
     return dsp.headroom_scale(clean_peak, headroom_db)
 
 
@@ -571,14 +571,14 @@ def _to_schema(rows: pd.DataFrame, build: _Build) -> pd.DataFrame:
     ids = sources[S.SOURCE_ID].to_numpy(object)
     tags = np.empty(len(sources), dtype=object)
     tags[:] = [list(t) for t in sources[S.TAGS]]
-    length = rows[S.NUM_OUTPUT_FRAMES].to_numpy()
+    length = rows[S.NUM_FRAMES].to_numpy()
     return pd.DataFrame({
         S.MIXTURE_ID: _mixture_ids(rows),
         S.SPLIT: rows[S.SPLIT].to_numpy(object),
         S.SAMPLE_RATE: np.full(len(rows), sample_rate, dtype=np.int32),
         S.CLEAN_SOURCE_ID: rows[S.CLEAN_SOURCE_ID].to_numpy(object),
         S.CLEAN_OFFSET: rows[S.CLEAN_OFFSET].to_numpy().astype(np.int64),
-        S.NUM_OUTPUT_FRAMES: length.astype(np.int64),
+        S.NUM_FRAMES: length.astype(np.int64),
         S.DURATION_S: length / sample_rate,
         S.TAGS: tags[rows[CLEAN_ROW].to_numpy()],
         S.NOISE_SOURCE_ID: np.where(has_noise, ids[safe], ""),

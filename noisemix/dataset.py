@@ -57,5 +57,5 @@ class MixtureDataset:
         return labels
 
     def __repr__(self) -> str:
-        seconds = sum(row[S.NUM_OUTPUT_FRAMES] for row in self.rows) / self.sample_rate
+        seconds = sum(row[S.NUM_FRAMES] for row in self.rows) / self.sample_rate
         return f"MixtureDataset({len(self)} mixtures, {seconds / 3600:.2f} h at {self.sample_rate} Hz)"

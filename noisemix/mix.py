@@ -106,11 +106,11 @@ class Mixer:
 
     def clean(self, row) -> np.ndarray:
         """The unscaled clean segment of ``row``."""
-        return self._clean_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
+        return self._clean_window(row, 0, int(row[S.NUM_FRAMES]))
 
     def noise(self, row) -> np.ndarray | None:
         """The unscaled, untransformed noise segment of ``row``; None for clean rows."""
-        return self._noise_window(row, 0, int(row[S.NUM_OUTPUT_FRAMES]))
+        return self._noise_window(row, 0, int(row[S.NUM_FRAMES]))
 
     def clean_reference(self, row, start: int = 0, length: int | None = None) -> np.ndarray:
         """Samples ``[start, start + length)`` of the row's clean segment at its clip's level,
@@ -118,7 +118,7 @@ class Mixer:
         from, as a teacher model hears the clip's clean copy. Under ``match-clean`` that is
         the clean stem without the SNR's level match (the clean reference row's gain, unless
         the clipping guard scaled this mixture alone); otherwise the clean stem itself."""
-        total = int(row[S.NUM_OUTPUT_FRAMES])
+        total = int(row[S.NUM_FRAMES])
         length = total - start if length is None else length
         gain = float(row[S.CLEAN_GAIN]) * clean_reference_scale(row, self.level)
         return np.multiply(self._clean_window(row, start, length), np.float32(gain), dtype=np.float32)
@@ -149,7 +149,7 @@ class Mixer:
         A window of a row without transforms mixes only the samples it needs, so random
         crops of long clips stay cheap; a transformed row is mixed whole, then cut.
         """
-        total = int(row[S.NUM_OUTPUT_FRAMES])
+        total = int(row[S.NUM_FRAMES])
         length = total - start if length is None else length
         if start < 0 or length < 0 or start + length > total:
             raise ValueError(f"window [{start}, {start + length}) is outside the mixture ({total} samples)")

@@ -36,7 +36,7 @@ __all__ = ["render_manifest", "load_renders", "rendered_files", "parse_shard", "
 # is then stale and re-rendered (its key no longer matches).
 MIXING_VERSION = 1
 # The columns a rendered file's samples (and its path) depend on.
-KEY_COLUMNS = (S.SPLIT, S.SAMPLE_RATE, S.CLEAN_SOURCE_ID, S.CLEAN_OFFSET, S.NUM_OUTPUT_FRAMES, S.NOISE_SOURCE_ID,
+KEY_COLUMNS = (S.SPLIT, S.SAMPLE_RATE, S.CLEAN_SOURCE_ID, S.CLEAN_OFFSET, S.NUM_FRAMES, S.NOISE_SOURCE_ID,
                S.NOISE_OFFSET, S.NOISE_LOOPED, S.NOISE_NEXT_IDS, S.CLEAN_GAIN, S.NOISE_GAIN, S.NOISE_TRANSFORMS,
                S.MIXTURE_TRANSFORMS)
 
@@ -279,7 +279,7 @@ def useful_workers(workers: int, job: _Job, tasks: list[list[int]]) -> int:
     """At most ``workers`` processes, fewer when the work is too small to pay for them:
     each worker beyond the first needs :data:`FRAMES_PER_WORKER` output samples, and one
     task at least (``--workers`` never makes a render slower than one process)."""
-    frames = job.mixer().manifest.mixtures[S.NUM_OUTPUT_FRAMES].to_numpy()
+    frames = job.mixer().manifest.mixtures[S.NUM_FRAMES].to_numpy()
     total = int(frames[np.concatenate(tasks)].sum()) if tasks else 0
     return max(1, min(workers, len(tasks), 1 + total // FRAMES_PER_WORKER))
 

@@ -71,8 +71,8 @@ def _check_extents(sources: pd.DataFrame, mixtures: pd.DataFrame, table, noisy: 
     ids = mixtures[S.MIXTURE_ID]
     source_ids = pa.array(sources[S.SOURCE_ID].astype(str).tolist(), pa.string())
     rate = mixtures[S.SAMPLE_RATE].to_numpy()
-    length = mixtures[S.NUM_OUTPUT_FRAMES].to_numpy()
-    _refuse(where, "mixture", ids, length <= 0, S.NUM_OUTPUT_FRAMES, mixtures[S.NUM_OUTPUT_FRAMES], "is not a length > 0")
+    length = mixtures[S.NUM_FRAMES].to_numpy()
+    _refuse(where, "mixture", ids, length <= 0, S.NUM_FRAMES, mixtures[S.NUM_FRAMES], "is not a length > 0")
     for offset_column, source_column, rows in ((S.CLEAN_OFFSET, S.CLEAN_SOURCE_ID, np.ones(len(ids), bool)),
                                                (S.NOISE_OFFSET, S.NOISE_SOURCE_ID, noisy)):
         offset = mixtures[offset_column].to_numpy()
@@ -89,7 +89,7 @@ def _check_extents(sources: pd.DataFrame, mixtures: pd.DataFrame, table, noisy: 
         else:
             end = offset + length
         _refuse(where, "mixture", ids, known & (end > frames), offset_column, mixtures[offset_column],
-                f"with {S.NUM_OUTPUT_FRAMES} runs past the end of its source ({source_column})")
+                f"with {S.NUM_FRAMES} runs past the end of its source ({source_column})")
 
 
 def _check_transforms(mixtures: pd.DataFrame, where: Path) -> None:

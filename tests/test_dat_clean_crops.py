@@ -26,7 +26,7 @@ def test_target_crops_carry_the_aligned_clean_music_at_the_clips_level(built_man
         item = dataset[(index, 1)]
         row = rows.iloc[index]
         assert "labels" not in item and item["clean_audio"].shape == item["audio"].shape == (LENGTH,)
-        total = int(row[S.NUM_OUTPUT_FRAMES])
+        total = int(row[S.NUM_FRAMES])
         start = crop_start(0, "target", 1, row[S.MIXTURE_ID], total, min(total, LENGTH))
         clean_stem, noise_stem = mixer.stems(row)
         window = slice(start, start + LENGTH)

@@ -30,9 +30,9 @@ def test_csv_export_rebuilds_the_mixture(built_manifest, tmp_path):
     noisy = table[table["noise_path"] != ""]
     for row in list(noisy.itertuples(index=False))[:4]:
         row = row._asdict()
-        row.update({k: int(row[k]) for k in (S.NOISE_OFFSET, S.CLEAN_OFFSET, S.SAMPLE_RATE, S.NUM_OUTPUT_FRAMES)})
+        row.update({k: int(row[k]) for k in (S.NOISE_OFFSET, S.CLEAN_OFFSET, S.SAMPLE_RATE, S.NUM_FRAMES)})
         row.update({k: float(row[k]) for k in (S.CLEAN_GAIN, S.NOISE_GAIN, S.SNR_DB)})
-        rate, length = row[S.SAMPLE_RATE], row[S.NUM_OUTPUT_FRAMES]
+        rate, length = row[S.SAMPLE_RATE], row[S.NUM_FRAMES]
         assert (roots[row["clean_root"]] / row["clean_path"]).samefile(row["clean_file"])
         clean = load_mono(row["clean_file"], rate)[row[S.CLEAN_OFFSET]:row[S.CLEAN_OFFSET] + length]
         source = load_mono(row["noise_file"], rate)
@@ -103,7 +103,7 @@ def test_lhotse_cuts_load_in_lhotse_as_our_renders(rendered_rates, tmp_path, mon
         assert cut.custom["tags"] == list(row[S.TAGS]) and cut.custom["split"] == row[S.SPLIT]
         theirs = cut.load_audio(mono_downmix=True)  # as the README says, for every row
         ours, rate = sf.read(audio / renders[cut.id], dtype="float32")
-        assert theirs.shape == (1, row[S.NUM_OUTPUT_FRAMES]) and rate == cut.sampling_rate == manifest.sample_rate
+        assert theirs.shape == (1, row[S.NUM_FRAMES]) and rate == cut.sampling_rate == manifest.sample_rate
         note = cut.custom.get(INEXACT, "")
         if not note or note.startswith("loop crossfades"):
             errors["loop" if note else "exact"].append(_error_db(theirs[0], ours))

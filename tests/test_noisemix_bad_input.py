@@ -256,7 +256,7 @@ def _edit_noisy_row(manifest, column, value):
     (S.NOISE_GAIN, float("nan"), "is not a finite gain >= 0"), (S.CLEAN_GAIN, float("inf"), "is not a finite gain"),
     (S.CLEAN_GAIN, -0.5, "is not a finite gain >= 0"), (S.SNR_DB, float("nan"), "is not a finite SNR"),
     (S.CLEAN_OFFSET, -3, "is negative"), (S.NOISE_OFFSET, -1, "is negative"),
-    (S.NUM_OUTPUT_FRAMES, 10 ** 10, "runs past the end of its source"),
+    (S.NUM_FRAMES, 10 ** 10, "runs past the end of its source"),
     (S.NOISE_OFFSET, 10 ** 9, "runs past the end of its source (noise_source_id)"),
     (S.SAMPLE_RATE, 0, "is not a sample rate > 0"), (S.NOISE_CATEGORY, "weather", "is not one of environmental"),
     (S.TAGS, ["no-such-tag"], "outside the vocabulary"),

@@ -142,8 +142,8 @@ def test_full_clip_segments(tmp_path, corpus_inputs):
     manifest = load_manifest(tmp_path / "f")
     mixer = Mixer(manifest)
     mixtures = manifest.mixtures
-    assert (mixtures.groupby(S.CLEAN_SOURCE_ID)[S.NUM_OUTPUT_FRAMES].nunique() == 1).all()
-    assert mixtures[S.NUM_OUTPUT_FRAMES].nunique() > 1
+    assert (mixtures.groupby(S.CLEAN_SOURCE_ID)[S.NUM_FRAMES].nunique() == 1).all()
+    assert mixtures[S.NUM_FRAMES].nunique() > 1
     for _, row in mixtures[mixtures[S.NOISE_SOURCE_ID] != ""].iterrows():
         assert dsp.snr_db(*mixer.stems(row)) == pytest.approx(row[S.SNR_DB], abs=0.01)
 

@@ -110,7 +110,7 @@ def _loops(manifest) -> np.ndarray:
     frames = np.array([mixer.source(i).size for i in rows[S.NOISE_SOURCE_ID]])  # at the manifest's rate
     crossfade = np.minimum(round(0.01 * manifest.sample_rate), frames // 4)
     period = frames - crossfade
-    loops = -(-(rows[S.NOISE_OFFSET].to_numpy() % period + rows[S.NUM_OUTPUT_FRAMES].to_numpy()) // period) - 1
+    loops = -(-(rows[S.NOISE_OFFSET].to_numpy() % period + rows[S.NUM_FRAMES].to_numpy()) // period) - 1
     return np.where(rows[S.NOISE_LOOPED].to_numpy(), loops, 0)
 
 

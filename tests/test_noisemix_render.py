@@ -26,7 +26,7 @@ def test_workers_are_started_only_for_work_that_pays_for_them(built_manifest):
 
     job = render._Job(str(built_manifest), {}, "", False, "wav", False, None)
     positions = list(range(len(job.mixer().manifest.mixtures)))
-    frames = int(job.mixer().manifest.mixtures[S.NUM_OUTPUT_FRAMES].sum())
+    frames = int(job.mixer().manifest.mixtures[S.NUM_FRAMES].sum())
     tasks = [positions[i:i + 8] for i in range(0, len(positions), 8)]
     assert frames < render.FRAMES_PER_WORKER and render.useful_workers(2, job, tasks) == 1
     assert render.useful_workers(8, job, tasks) == 1
@@ -48,7 +48,7 @@ def test_rendered_16bit_stems_hit_the_target_snr(built_manifest, rendered):
         clean, _ = sf.read(out / path.replace(".flac", ".clean.flac"), dtype="float64")
         noise, _ = sf.read(out / path.replace(".flac", ".noise.flac"), dtype="float64")
         mix, rate = sf.read(out / path, dtype="int16")
-        assert rate == 22050 and mix.size == mixtures.loc[mixture_id, S.NUM_OUTPUT_FRAMES]
+        assert rate == 22050 and mix.size == mixtures.loc[mixture_id, S.NUM_FRAMES]
         assert abs(dsp.snr_db(clean, noise) - mixtures.loc[mixture_id, S.SNR_DB]) < 0.1
     assert (noisy[S.MEASURED_SNR_DB] - mixtures.loc[noisy[S.MIXTURE_ID], S.SNR_DB].to_numpy()).abs().max() < 0.1
 

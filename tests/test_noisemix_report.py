@@ -56,7 +56,7 @@ def test_the_page_shows_card_counts_tags_histogram_and_examples(built_manifest, 
     assert len(sources["img"]) == 1 + 3 * cells  # the histogram and a spectrogram per player
     for src in sources["img"]:
         assert (report.parent / src).read_bytes()[:4] == b"\x89PNG", src
-    frames = manifest.mixtures.set_index(S.MIXTURE_ID)[S.NUM_OUTPUT_FRAMES]
+    frames = manifest.mixtures.set_index(S.MIXTURE_ID)[S.NUM_FRAMES]
     for src in sources["audio"]:
         info = sf.info(report.parent / src)
         assert info.frames == frames[Path(src).name.split(".")[0]] and info.samplerate == manifest.sample_rate

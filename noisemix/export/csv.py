@@ -11,7 +11,7 @@ from ..manifest import Manifest
 __all__ = ["csv_text", "CSV_COLUMNS"]
 
 # Manifest columns keep their names; the added columns are export-only.
-CSV_COLUMNS = (S.MIXTURE_ID, S.SPLIT, S.SAMPLE_RATE, S.NUM_OUTPUT_FRAMES, "clean_root", "clean_path", "clean_file",
+CSV_COLUMNS = (S.MIXTURE_ID, S.SPLIT, S.SAMPLE_RATE, S.NUM_FRAMES, "clean_root", "clean_path", "clean_file",
                S.CLEAN_OFFSET, "clean_offset_s", S.CLEAN_GAIN, "noise_root", "noise_path", "noise_file", S.NOISE_OFFSET,
                "noise_offset_s",
                S.NOISE_LOOPED, S.NOISE_GAIN, S.SNR_DB, S.NOISE_CATEGORY, S.NOISE_SUBCATEGORY, S.TAGS,
@@ -34,7 +34,7 @@ def csv_text(manifest: Manifest) -> str:
 
     columns = {
         S.MIXTURE_ID: m[S.MIXTURE_ID], S.SPLIT: m[S.SPLIT], S.SAMPLE_RATE: m[S.SAMPLE_RATE],
-        S.NUM_OUTPUT_FRAMES: m[S.NUM_OUTPUT_FRAMES], "clean_root": m[S.CLEAN_SOURCE_ID].map(sources[S.ROOT]),
+        S.NUM_FRAMES: m[S.NUM_FRAMES], "clean_root": m[S.CLEAN_SOURCE_ID].map(sources[S.ROOT]),
         "clean_path": m[S.CLEAN_SOURCE_ID].map(sources[S.PATH]), "clean_file": m[S.CLEAN_SOURCE_ID].map(files),
         S.CLEAN_OFFSET: m[S.CLEAN_OFFSET], "clean_offset_s": exact(m[S.CLEAN_OFFSET] / rate),
         S.CLEAN_GAIN: exact(m[S.CLEAN_GAIN]),

@@ -111,7 +111,7 @@ class _CutBuilder:
         return cut.perturb_volume(float(gain) / channels, affix_id=False)
 
     def cut(self, row):
-        mid, length = row[S.MIXTURE_ID], int(row[S.NUM_OUTPUT_FRAMES])
+        mid, length = row[S.MIXTURE_ID], int(row[S.NUM_FRAMES])
         custom, inexact, pieces = row_fields(row), [], []
         if not is_elementwise(row):
             inexact.append("audiomentations transforms are not applied")
@@ -182,7 +182,7 @@ def _rendered_cuts(manifest: Manifest, renders: Path):
     rate, folder = manifest.sample_rate, renders.resolve()
 
     def cut(row):
-        frames = int(row[S.NUM_OUTPUT_FRAMES])
+        frames = int(row[S.NUM_FRAMES])
         recording = Recording(id=row[S.MIXTURE_ID], sampling_rate=rate, num_samples=frames, duration=frames / rate,
                               sources=[AudioSource(type="file", channels=[0],
                                                    source=str(folder / paths[row[S.MIXTURE_ID]]))])
