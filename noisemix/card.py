@@ -63,8 +63,9 @@ def _summary(manifest: Manifest, recipe: dict) -> str:
     description = (recipe.get("definition") or {}).get("description", "")
     lines = [description.strip() + "\n"] if description else []
     lines.append(f"{len(manifest.mixtures):,} mixtures of {_count(manifest, 'clean')} clean and "
-                 f"{_count(manifest, 'noise')} noise recordings; built by noisemix {info['tool_version']}, "
-                 f"manifest schema {info['schema_version']}, seed {info['seed']}, resampler {info['resampler']}.")
+                 f"{_count(manifest, 'noise')} noise recordings; built by noisemix {info[S.INFO_TOOL_VERSION]}, "
+                 f"manifest schema {info[S.INFO_SCHEMA_VERSION]}, seed {manifest.seed}, "
+                 f"resampler {info[S.INFO_RESAMPLER]}.")
     if recipe:
         lines.append(f"Recipe `{recipe['file']}` (`{recipe['name']}`, sha256 `{recipe['sha256']}`).")
         if any(recipe.get("corpus_options", {}).values()):
