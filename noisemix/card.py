@@ -81,8 +81,13 @@ def _count(manifest: Manifest, role: str) -> str:
     return f"{int((manifest.sources[S.ROLE] == role).sum()):,}"
 
 
+def _adapters(manifest: Manifest) -> dict[str, str]:
+    """``root name -> adapter name`` of the roots an adapter read ('' where none)."""
+    return {k: v.get("adapter", "") for k, v in manifest.info.get(S.INFO_CORPORA, {}).items()}
+
+
 def _corpora(manifest: Manifest) -> str:
-    adapters = {k: v.get("adapter", "") for k, v in manifest.info.get(S.INFO_CORPORA, {}).items()}
+    adapters = _adapters(manifest)
     rows = []
     for (root, role), part in manifest.sources.groupby([S.ROOT, S.ROLE], sort=True):
         adapter = adapters.get(root, "")
@@ -147,7 +152,7 @@ def _verify(manifest: Manifest) -> str:
 
 
 def _licences(manifest: Manifest) -> str:
-    adapters = {k: v.get("adapter", "") for k, v in manifest.info.get(S.INFO_CORPORA, {}).items()}
+    adapters = _adapters(manifest)
     rows = []
     for root in sorted(manifest.sources[S.ROOT].unique()):
         adapter = ADAPTERS.get(adapters.get(root, ""))

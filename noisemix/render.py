@@ -303,7 +303,7 @@ def render_row(job: _Job, position: int) -> list[dict]:
     return records
 
 
-def _render_in_blocks(mixer: Mixer, row, stems: bool, block: int | None = None) -> tuple[dict, float]:
+def _render_in_blocks(mixer: Mixer, row, stems: bool, block: int = BLOCK_FRAMES) -> tuple[dict, float]:
     """16-bit mixture (and stems) of an untransformed row, and its measured SNR.
 
     The mixing kernel (:meth:`Mixer.mix_segments`) a block at a time, so that the
@@ -312,7 +312,6 @@ def _render_in_blocks(mixer: Mixer, row, stems: bool, block: int | None = None) 
     order (about 1e-6 relative).
     """
     clean, noise = mixer.clean(row), mixer.noise(row)
-    block = block or BLOCK_FRAMES
     names = [S.STEM_MIXTURE] + ([S.STEM_CLEAN] if stems else []) + ([S.STEM_NOISE] if stems and noise is not None else [])
     outputs = {name: np.empty(clean.size, np.int16) for name in names}
     clean_energy = residual_energy = 0.0

@@ -37,7 +37,7 @@ def write_report(manifest_dir: Path, out: Path, *, roots=None, renders: Path | N
 
     Example audio is copied from ``renders`` (a ``noisemix render`` folder of this manifest,
     stale renders refused) where it holds the file, else rendered here with the mixing
-    kernel, as ``noisemix render`` would write it (16-bit WAV). ``runs``: a ``dat
+    kernel, as ``noisemix render`` would write it (16-bit FLAC). ``runs``: a ``dat
     experiment`` folder or a ``dat`` run (its evaluations) whose results the page shows first.
     """
     manifest = load_manifest(manifest_dir, roots)
@@ -149,29 +149,35 @@ def _examples_html(manifest: Manifest, examples: pd.DataFrame, out: Path, render
     lines = []
     for _, row in tqdm(examples.iterrows(), total=len(examples), desc="report examples", unit="mix",
                        disable=not progress):
-        audio, mixed = {}, None
+        cells, mixed = [], None
         for stem in S.STEMS:
             target = out / "audio" / f"{row[S.MIXTURE_ID]}.{stem}.flac"
             source = files.get(stem, {}).get(row[S.MIXTURE_ID])
-            if source is not None:
+            if source is not None:  # a copied render: its spectrogram is drawn from the file
                 target = target.with_suffix(Path(source).suffix)
                 _copy(Path(renders) / source, target)
+                samples = None
             else:  # the row mixed once for all its stems, written as noisemix render writes it (FLAC)
                 mixed = mixed or mixer.mixed(row)
-                _write_audio(str(target), dsp.to_pcm16(getattr(mixed, stem)), manifest.sample_rate, "flac")
-            audio[stem] = target
-        cells = "".join(_stem_cell(audio[stem], out, manifest.sample_rate) for stem in S.STEMS)
+                samples = dsp.to_pcm16(getattr(mixed, stem))
+                _write_audio(str(target), samples, manifest.sample_rate, "flac")
+            cells.append(_stem_cell(target, out, samples, manifest.sample_rate))
         lines.append(f"<tr><td>{html.escape(row[S.NOISE_CATEGORY])}</td><td>{row[S.SNR_DB]:g}</td>"
-                     f"<td><code>{html.escape(row[S.MIXTURE_ID])}</code></td>{cells}</tr>")
+                     f"<td><code>{html.escape(row[S.MIXTURE_ID])}</code></td>{''.join(cells)}</tr>")
     return f'<table class="examples">{header}{"".join(lines)}</table>'
 
 
-def _stem_cell(audio_path: Path, out: Path, sample_rate: int) -> str:
-    import soundfile as sf
+def _stem_cell(audio_path: Path, out: Path, pcm: np.ndarray | None, sample_rate: int) -> str:
+    """A player and a spectrogram of one stem: of ``pcm`` as written, else read from the file."""
+    if pcm is None:
+        import soundfile as sf
 
-    samples, rate = sf.read(audio_path, dtype="float32", always_2d=True)
+        samples, sample_rate = sf.read(audio_path, dtype="float32", always_2d=True)
+        samples = samples.mean(axis=1)
+    else:
+        samples = dsp.from_pcm16(pcm)
     image = out / "figures" / f"{audio_path.stem}.png"
-    _plot_spectrogram(samples.mean(axis=1), rate, image)
+    _plot_spectrogram(samples, sample_rate, image)
     relative = audio_path.relative_to(out).as_posix()
     return (f'<td><audio controls preload="metadata" src="{relative}"></audio><br>'
             f'<img class="spec" src="{image.relative_to(out).as_posix()}" alt="spectrogram of {relative}"></td>')

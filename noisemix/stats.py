@@ -18,9 +18,10 @@ __all__ = ["count_table", "tag_table", "cue_table", "row_level_db", "plot_snr_hi
 def snr_bins(snr: pd.Series) -> pd.Series:
     """Each row's SNR group label (:mod:`noisemix.snr`: a grid's level, e.g. ``5.0``, or a
     bin, e.g. ``5.0..10.0``); clean references are ``clean``."""
-    labels = np.full(len(snr), "clean", dtype=object)
-    noisy = np.isfinite(snr.to_numpy(dtype=np.float64))
-    keys, bin_db = snr_groups(snr.to_numpy(dtype=np.float64)[noisy])
+    values = snr.to_numpy(dtype=np.float64)
+    labels = np.full(len(values), "clean", dtype=object)
+    noisy = np.isfinite(values)
+    keys, bin_db = snr_groups(values[noisy])
     labels[noisy] = [snr_group_label(key, bin_db) for key in keys]
     return pd.Series(labels, index=snr.index)
 

@@ -38,17 +38,16 @@ def music_audio(gen: np.random.Generator, tags, frames: int, rate: int) -> np.nd
 
 def noise_audio(gen: np.random.Generator, category: str, frames: int, rate: int) -> np.ndarray:
     """A recording of noise ``category``: voiced bursts (speech), another melody (music), else swelling noise."""
-    n = frames
-    t = np.arange(n) / rate
+    t = np.arange(frames) / rate
     if category == "speech":   # voiced bursts: harmonic buzz gated at a syllable rate
         f0 = gen.uniform(90, 220)
         buzz = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 12))
         x = buzz * (np.sin(2 * np.pi * gen.uniform(3, 5) * t) > 0.2)
     elif category == "music":  # a different, interfering melody
-        notes = 220 * 2 ** (gen.integers(0, 24, size=n * 4 // rate + 1) / 12)
-        x = np.sin(2 * np.pi * np.cumsum(np.repeat(notes, rate // 4 + 1)[:n]) / rate)
+        notes = 220 * 2 ** (gen.integers(0, 24, size=frames * 4 // rate + 1) / 12)
+        x = np.sin(2 * np.pi * np.cumsum(np.repeat(notes, rate // 4 + 1)[:frames]) / rate)
     else:                      # coloured noise with slow swells
-        white = gen.standard_normal(n)
+        white = gen.standard_normal(frames)
         x = np.cumsum(white) * 0.02 + white * gen.uniform(0.1, 1.0)
         x = x - np.convolve(x, np.ones(200) / 200, mode="same")
         x = x * (0.6 + 0.4 * np.sin(2 * np.pi * gen.uniform(0.1, 0.5) * t))

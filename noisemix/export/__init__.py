@@ -26,22 +26,21 @@ def export_manifest(directory: Path, fmt: str, out: Path | None, roots: dict[str
         raise NoisemixError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if renders is not None and fmt == "csv":
         raise NoisemixError("--renders: --format csv lists the sources, not rendered files")
+    if fmt == "audiofolder" and (renders is None or out is not None):
+        raise NoisemixError("--format audiofolder: give the rendered folder with --renders AUDIO (the metadata "
+                            "files are written beside its audio) and no --out")
+    if fmt != "audiofolder" and out is None:
+        raise NoisemixError(f"--format {fmt}: give the file to write with --out")
+    manifest = load_manifest(directory, roots)  # roots resolve as render resolves them
     if fmt == "audiofolder":
         from .audiofolder import write_audiofolder_metadata
 
-        if renders is None or out is not None:
-            raise NoisemixError("--format audiofolder: give the rendered folder with --renders AUDIO (the metadata "
-                                "files are written beside its audio) and no --out")
-        return sum(write_audiofolder_metadata(load_manifest(directory, roots), renders).values()), {}
-    if out is None:
-        raise NoisemixError(f"--format {fmt}: give the file to write with --out")
+        return sum(write_audiofolder_metadata(manifest, renders).values()), {}
     if fmt == "lhotse":
         from .lhotse import inexact_counts, lhotse_cuts, write_cutset
 
-        manifest = load_manifest(directory, roots)  # roots resolve as render resolves them
         cuts = lhotse_cuts(manifest, renders).to_eager()
         write_cutset(cuts, out)
         return len(cuts), inexact_counts(cuts)
-    manifest = load_manifest(directory, roots)
     write_text(csv_text(manifest), out)
     return len(manifest.mixtures), {}
