@@ -84,3 +84,22 @@ def test_prune_on_the_command_line_keeps_the_most_recent_entries(tmp_path):
     result = _cli("cache", "prune", "--max-gb", str(2.5 * size / 2**30), env={"NOISEMIX_CACHE": str(tmp_path)})
     assert result.returncode == 0 and "removed 2 least recently used files" in result.stdout
     assert [p.exists() for p in paths] == [False, False, True, True]
+
+
+def test_a_scan_cache_written_under_other_field_names_is_scanned_again(synthetic_corpus, tmp_path, monkeypatch):
+    """A scan cache from before schema version 3 (``num_frames``) is not read as if current."""
+    import pyarrow.parquet as pq
+
+    from noisemix import schema as S
+    from noisemix.sources import CorpusInput, scan
+
+    monkeypatch.setenv("NOISEMIX_CACHE", str(tmp_path / "cache"))
+    inputs = [CorpusInput("noise", synthetic_corpus, "noise", subdir="noise")]
+    fresh = scan(inputs, progress=False).sources
+    (cache_file,) = (tmp_path / "cache" / "scan").glob("*.parquet")
+    table = pq.read_table(cache_file)
+    pq.write_table(table.rename_columns(["num_frames" if n == S.SOURCE_FRAMES else n for n in table.column_names]),
+                   cache_file)
+    again = scan(inputs, progress=False).sources
+    assert again[S.SOURCE_FRAMES].tolist() == fresh[S.SOURCE_FRAMES].tolist()
+    assert S.SOURCE_FRAMES in pq.read_table(cache_file).column_names  # rewritten under the current names
